@@ -1,0 +1,44 @@
+"""Engine creation, and the embedded PostgreSQL used when no DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+log = logging.getLogger(__name__)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """Accept postgres://, postgresql:// or postgresql+psycopg:// and always use psycopg 3."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() != "postgresql":
+        raise ValueError("DATABASE_URL must point to PostgreSQL")
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def create_engine(database_url: str, pool_size: int = 10) -> Engine:
+    return sa.create_engine(
+        sqlalchemy_url(database_url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def start_embedded_postgres(data_dir: str) -> str:
+    """Start (or reuse) a PostgreSQL server whose files live under data_dir; return its URL.
+
+    pgserver ships real PostgreSQL binaries in its wheel, so a newcomer needs nothing installed.
+    The server keeps running after this process exits, so that the other processes can share it.
+    """
+    import pgserver  # imported here: only the embedded mode needs it
+
+    path = Path(data_dir).resolve() / "postgres"
+    path.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(path, cleanup_mode=None)
+    uri = server.get_uri()
+    log.info("embedded PostgreSQL ready")
+    return uri

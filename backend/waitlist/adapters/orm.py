@@ -1,0 +1,223 @@
+"""Tables, and the classical mapping of the domain classes onto them.
+
+The domain classes know nothing about SQLAlchemy; `start_mappers()` instruments them once per process.
+The constraints at the bottom of each table are the database's half of the claim rules.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import registry, relationship
+
+from waitlist.domain import model
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+mapper_registry = registry(metadata=metadata)
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
+    # stored as plain text with a CHECK, so adding a state later is an easy migration
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+TS = sa.DateTime(timezone=True)
+
+providers = sa.Table(
+    "providers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("provider_type", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+patients = sa.Table(
+    "patients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("phone", sa.Text, nullable=False, unique=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("preferred_language", sa.String(2), nullable=False),
+    sa.Column("consent_source", sa.Text),
+    sa.Column("consented_at", TS),
+    sa.Column("opted_out", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("opted_out_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.CheckConstraint("preferred_language IN ('en', 'es')", name="language"),
+)
+
+waitlist_entries = sa.Table(
+    "waitlist_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=False, index=True),
+    sa.Column("status", _enum(model.EntryStatus, "entry_status"), nullable=False),
+    sa.Column("provider_ids", pg.ARRAY(sa.Integer)),
+    sa.Column("provider_type", sa.Text),
+    sa.Column("location", sa.Text),
+    sa.Column("current_appointment_at", TS),
+    sa.Column("not_before", sa.Date),
+    sa.Column("not_after", sa.Date),
+    sa.Column("days_of_week", pg.ARRAY(sa.SmallInteger)),
+    sa.Column("earliest_time", sa.Time),
+    sa.Column("latest_time", sa.Time),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("manual_boost", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("notes", sa.Text),
+    sa.Column("joined_at", TS, nullable=False),
+    sa.Column("updated_at", TS),
+    sa.CheckConstraint("manual_boost BETWEEN 0 AND 40", name="boost_range"),
+    # the selection query scans active entries only; these keep that scan narrow
+    sa.Index(
+        "ix_waitlist_active_type_location",
+        "provider_type",
+        "location",
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+    sa.Index(
+        "ix_waitlist_active_provider_ids",
+        "provider_ids",
+        postgresql_using="gin",
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+)
+
+cancellations = sa.Table(
+    "cancellations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("provider_id", sa.ForeignKey("providers.id"), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("slot_start", TS, nullable=False),
+    sa.Column("slot_end", TS, nullable=False),
+    sa.Column("status", _enum(model.CancellationStatus, "cancellation_status"), nullable=False),
+    sa.Column("filled_by_patient_id", sa.ForeignKey("patients.id")),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("closed_at", TS),
+    sa.CheckConstraint("slot_end > slot_start", name="slot_order"),
+    sa.Index("ix_cancellations_open", "slot_start", postgresql_where=sa.text("status = 'open'")),
+)
+
+offers = sa.Table(
+    "offers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("cancellation_id", sa.ForeignKey("cancellations.id"), nullable=False),
+    sa.Column("entry_id", sa.ForeignKey("waitlist_entries.id"), nullable=False),
+    sa.Column("patient_id", sa.ForeignKey("patients.id"), nullable=False),
+    sa.Column("state", _enum(model.OfferState, "offer_state"), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.Column("expires_at", TS),
+    sa.Column("responded_at", TS),
+    sa.Column("closed_at", TS),
+    sa.Column("close_reason", sa.Text),
+    sa.Column("delivery_status", sa.Text),
+    # one offer per patient per slot
+    sa.UniqueConstraint("cancellation_id", "patient_id", name="uq_offers_cancellation_patient"),
+    # exactly one winner per slot, whatever the application does
+    sa.Index(
+        "uq_offers_one_accepted_per_cancellation",
+        "cancellation_id",
+        unique=True,
+        postgresql_where=sa.text("state = 'accepted'"),
+    ),
+    # never two pending offers for one patient
+    sa.Index(
+        "uq_offers_one_pending_per_patient",
+        "patient_id",
+        unique=True,
+        postgresql_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index("ix_offers_due", "expires_at", postgresql_where=sa.text("state = 'pending'")),
+    sa.Index("ix_offers_patient_created", "patient_id", "created_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),  # offer | slot_filled | offer_withdrawn
+    sa.Column("offer_id", sa.ForeignKey("offers.id"), nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),  # pending|sent|failed|dropped
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.Index("ix_outbox_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),  # staff | patient | system
+    sa.Column("actor_ref", sa.Text),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("patient_id", sa.Integer),
+    sa.Column("entry_id", sa.Integer),
+    sa.Column("cancellation_id", sa.Integer, index=True),
+    sa.Column("offer_id", sa.Integer),
+    sa.Column("data", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+)
+
+processed_replies = sa.Table(
+    "processed_replies",
+    metadata,
+    sa.Column("message_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("response", pg.JSONB, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+# Written by the Rasa Twilio connector: one row per inbound MessageSid ever processed.
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    sa.Column("message_sid", sa.Text, primary_key=True),
+    sa.Column("received_at", TS, nullable=False, server_default=sa.func.now()),
+)
+
+_mapped = False
+
+
+def start_mappers() -> None:
+    """Map the domain classes onto the tables (idempotent: once per process)."""
+    global _mapped
+    if _mapped:
+        return
+    mapper_registry.map_imperatively(model.Provider, providers)
+    mapper_registry.map_imperatively(model.Patient, patients)
+    mapper_registry.map_imperatively(model.WaitlistEntry, waitlist_entries)
+    offer_mapper = mapper_registry.map_imperatively(model.Offer, offers)
+    mapper_registry.map_imperatively(
+        model.Cancellation,
+        cancellations,
+        properties={
+            "offers": relationship(
+                offer_mapper, order_by=offers.c.id, lazy="selectin", cascade="all"
+            )
+        },
+    )
+    _mapped = True

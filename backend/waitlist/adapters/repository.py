@@ -1,0 +1,453 @@
+"""Persistence for the domain objects, plus the one query that matters most: who gets offered a slot.
+
+Locking conventions (so that several workers and replicas never handle one row twice):
+- a claim, decline or seat refill locks the cancellation row, then its offer rows (FOR UPDATE);
+- sweeps take rows with FOR UPDATE SKIP LOCKED, so two sweepers split the work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from waitlist.adapters import orm
+from waitlist.domain import model
+
+
+class ProviderRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, provider: model.Provider) -> None:
+        self.session.add(provider)
+
+    def get(self, provider_id: int) -> model.Provider | None:
+        return self.session.get(model.Provider, provider_id)
+
+    def list(self) -> list[model.Provider]:
+        return list(self.session.scalars(sa.select(model.Provider).order_by(orm.providers.c.id)))
+
+
+class PatientRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, patient: model.Patient) -> None:
+        self.session.add(patient)
+
+    def get(self, patient_id: int) -> model.Patient | None:
+        return self.session.get(model.Patient, patient_id)
+
+    def by_phone(self, phone: str, for_update: bool = False) -> model.Patient | None:
+        query = sa.select(model.Patient).where(orm.patients.c.phone == phone)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: int
+    patient_id: int
+    score: int
+
+
+class WaitlistRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, entry: model.WaitlistEntry) -> None:
+        self.session.add(entry)
+
+    def get(self, entry_id: int, for_update: bool = False) -> model.WaitlistEntry | None:
+        if not for_update:
+            return self.session.get(model.WaitlistEntry, entry_id)
+        query = (
+            sa.select(model.WaitlistEntry)
+            .where(orm.waitlist_entries.c.id == entry_id)
+            .with_for_update()
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def active_for_patient(
+        self, patient_id: int, for_update: bool = True
+    ) -> list[model.WaitlistEntry]:
+        t = orm.waitlist_entries.c
+        query = (
+            sa.select(model.WaitlistEntry)
+            .where(t.patient_id == patient_id, t.status == model.EntryStatus.ACTIVE)
+            .order_by(t.id)
+        )
+        if for_update:
+            query = query.with_for_update()
+        return list(self.session.scalars(query))
+
+    def list(self, status: str | None, limit: int, offset: int) -> list[model.WaitlistEntry]:
+        t = orm.waitlist_entries.c
+        query = sa.select(model.WaitlistEntry).order_by(t.id).limit(limit).offset(offset)
+        if status:
+            query = query.where(t.status == status)
+        return list(self.session.scalars(query))
+
+    def select_candidates(
+        self,
+        cancellation: model.Cancellation,
+        slot: model.Slot,
+        policy: model.OfferingPolicy,
+        scoring: model.ScoringPolicy,
+        now: datetime,
+        limit: int,
+    ) -> list[Candidate]:
+        """The best eligible entries for a slot, scored in SQL at this moment (never a stored score)."""
+        params = candidate_params(cancellation, slot, policy, scoring, now)
+        params["limit"] = limit + 5  # a few spare rows, in case one patient has several entries
+        rows = self.session.execute(CANDIDATES_SQL, params).all()
+        seen: set[int] = set()
+        picked: list[Candidate] = []
+        for row in rows:
+            if row.patient_id in seen:
+                continue
+            seen.add(row.patient_id)
+            picked.append(Candidate(row.entry_id, row.patient_id, int(row.score)))
+            if len(picked) == limit:
+                break
+        return picked
+
+    def score_parts(
+        self, entry_id: int, scoring: model.ScoringPolicy, now: datetime
+    ) -> dict[str, int]:
+        """The score of one entry as the selection query computes it (shown to staff)."""
+        row = self.session.execute(
+            SCORE_PARTS_SQL, {"entry_id": entry_id, **score_params(scoring, now)}
+        ).one()
+        return {
+            "urgent": row.urgent,
+            "boost": row.boost,
+            "appointment": row.appointment,
+            "waiting": row.waiting,
+        }
+
+
+def score_params(scoring: model.ScoringPolicy, now: datetime) -> dict[str, Any]:
+    tiers = list(scoring.appointment_tiers) + [(10**6, 0)] * (3 - len(scoring.appointment_tiers))
+    return {
+        "now": now,
+        "urgent_points": scoring.urgent_points,
+        "tier1_at": now + timedelta(days=tiers[0][0]),
+        "tier1_points": tiers[0][1],
+        "tier2_at": now + timedelta(days=tiers[1][0]),
+        "tier2_points": tiers[1][1],
+        "tier3_at": now + timedelta(days=tiers[2][0]),
+        "tier3_points": tiers[2][1],
+        "wait_step": scoring.points_per_30_days_waiting,
+        "max_wait": scoring.max_waiting_points,
+    }
+
+
+def candidate_params(
+    cancellation: model.Cancellation,
+    slot: model.Slot,
+    policy: model.OfferingPolicy,
+    scoring: model.ScoringPolicy,
+    now: datetime,
+) -> dict[str, Any]:
+    local_start = slot.start.astimezone(policy.timezone)
+    local_end = slot.end.astimezone(policy.timezone)
+    return {
+        **score_params(scoring, now),
+        "cancellation_id": cancellation.id,
+        "provider_id": slot.provider_id,
+        "provider_type": slot.provider_type,
+        "location": slot.location,
+        "slot_start": slot.start,
+        "slot_date": local_start.date(),
+        "slot_dow": local_start.weekday(),
+        "slot_time": local_start.time(),
+        "slot_end_time": local_end.time(),
+        "day_ago": now - timedelta(days=1),
+        "week_ago": now - timedelta(days=7),
+        "daily_cap": policy.daily_cap,
+        "weekly_cap": policy.weekly_cap,
+    }
+
+
+# The score, in one place for both queries below. Mirrors model.ScoringPolicy.parts().
+_SCORE_PARTS = """
+    CASE WHEN w.urgent THEN :urgent_points ELSE 0 END AS urgent,
+    w.manual_boost AS boost,
+    CASE
+        WHEN w.current_appointment_at IS NULL THEN 0
+        WHEN w.current_appointment_at >= :tier1_at THEN :tier1_points
+        WHEN w.current_appointment_at >= :tier2_at THEN :tier2_points
+        WHEN w.current_appointment_at >= :tier3_at THEN :tier3_points
+        ELSE 0
+    END AS appointment,
+    LEAST(:max_wait, GREATEST(0,
+        floor(extract(epoch FROM (CAST(:now AS timestamptz) - w.joined_at)) / 2592000)::int * :wait_step
+    )) AS waiting
+"""
+
+SCORE_PARTS_SQL = sa.text(f"SELECT {_SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
+
+CANDIDATES_SQL = sa.text(
+    f"""
+    SELECT s.entry_id, s.patient_id, s.urgent + s.boost + s.appointment + s.waiting AS score
+    FROM (
+        SELECT w.id AS entry_id, w.patient_id, w.joined_at, {_SCORE_PARTS}
+        FROM waitlist_entries w
+        JOIN patients p ON p.id = w.patient_id
+        WHERE w.status = 'active'
+          AND NOT p.opted_out
+          AND (
+                (w.provider_ids IS NULL AND w.provider_type IS NULL)
+             OR w.provider_ids @> ARRAY[CAST(:provider_id AS integer)]
+             OR w.provider_type = :provider_type
+          )
+          AND (w.location IS NULL OR lower(w.location) = lower(:location))
+          AND (w.current_appointment_at IS NULL OR w.current_appointment_at > :slot_start)
+          AND (w.not_before IS NULL OR w.not_before <= :slot_date)
+          AND (w.not_after IS NULL OR w.not_after >= :slot_date)
+          AND (w.days_of_week IS NULL OR CAST(:slot_dow AS smallint) = ANY(w.days_of_week))
+          AND (w.earliest_time IS NULL OR w.earliest_time <= :slot_time)
+          AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)
+          AND NOT EXISTS (
+                SELECT 1 FROM offers o
+                WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id)
+          AND NOT EXISTS (
+                SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id AND o.state = 'pending')
+          AND (SELECT count(*) FROM offers o
+               WHERE o.patient_id = w.patient_id AND o.created_at > :day_ago) < :daily_cap
+          AND (SELECT count(*) FROM offers o
+               WHERE o.patient_id = w.patient_id AND o.created_at > :week_ago) < :weekly_cap
+    ) s
+    ORDER BY score DESC, s.joined_at ASC, s.entry_id ASC
+    LIMIT :limit
+    """
+)
+
+
+class CancellationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, cancellation: model.Cancellation) -> None:
+        self.session.add(cancellation)
+
+    def get(self, cancellation_id: int) -> model.Cancellation | None:
+        return self.session.get(model.Cancellation, cancellation_id)
+
+    def get_for_update(
+        self, cancellation_id: int, skip_locked: bool = False
+    ) -> model.Cancellation | None:
+        """Load the aggregate with its row and its offers' rows locked until commit."""
+        query = (
+            sa.select(model.Cancellation)
+            .where(orm.cancellations.c.id == cancellation_id)
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True)
+        )
+        cancellation = self.session.scalars(query).one_or_none()
+        if cancellation is None:
+            return None
+        self.session.execute(
+            sa.select(orm.offers.c.id)
+            .where(orm.offers.c.cancellation_id == cancellation_id)
+            .with_for_update()
+        )
+        self.session.refresh(cancellation, attribute_names=["offers"])
+        return cancellation
+
+    def open_ids(self, limit: int = 1000) -> list[int]:
+        c = orm.cancellations.c
+        query = (
+            sa.select(c.id).where(c.status == "open").order_by(c.slot_start).limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def list(self, status: str | None, limit: int, offset: int) -> list[model.Cancellation]:
+        c = orm.cancellations.c
+        query = sa.select(model.Cancellation).order_by(c.slot_start).limit(limit).offset(offset)
+        if status:
+            query = query.where(c.status == status)
+        return list(self.session.scalars(query))
+
+
+class OfferRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, offer_id: int) -> model.Offer | None:
+        return self.session.get(model.Offer, offer_id)
+
+    def current_for_patient(self, patient_id: int) -> model.Offer | None:
+        """The offer a reply most likely answers: the pending one, else the most recent one."""
+        o = orm.offers.c
+        query = (
+            sa.select(model.Offer)
+            .where(o.patient_id == patient_id)
+            .order_by((o.state == "pending").desc(), o.created_at.desc(), o.id.desc())
+            .limit(1)
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def due_holds(self, now: datetime, limit: int) -> list[tuple[int, int]]:
+        """(offer id, cancellation id) of pending offers whose hold ran out; rows stay locked."""
+        o = orm.offers.c
+        query = (
+            sa.select(o.id, o.cancellation_id)
+            .where(o.state == "pending", o.expires_at <= now)
+            .order_by(o.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [(row.id, row.cancellation_id) for row in self.session.execute(query)]
+
+    def expire(self, offer_ids: list[int], now: datetime) -> None:
+        o = orm.offers.c
+        self.session.execute(
+            sa.update(orm.offers)
+            .where(o.id.in_(offer_ids), o.state == "pending")
+            .values(state="expired", closed_at=now, close_reason="hold ran out")
+        )
+
+    def recent_for_phone(self, patient_id: int, since: datetime) -> list[model.Offer]:
+        o = orm.offers.c
+        query = (
+            sa.select(model.Offer)
+            .where(o.patient_id == patient_id, o.sent_at >= since)
+            .order_by(o.sent_at.desc())
+        )
+        return list(self.session.scalars(query))
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    offer_id: int
+    attempts: int
+
+
+class OutboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, kind: str, offer_id: int, now: datetime) -> None:
+        self.session.execute(
+            sa.insert(orm.outbox).values(
+                kind=kind, offer_id=offer_id, next_attempt_at=now, created_at=now
+            )
+        )
+
+    def next_due(self, now: datetime) -> OutboxItem | None:
+        """One due message, locked so that no other dispatcher sends it too."""
+        t = orm.outbox.c
+        row = self.session.execute(
+            sa.select(t.id, t.kind, t.offer_id, t.attempts)
+            .where(t.status == "pending", t.next_attempt_at <= now)
+            .order_by(t.next_attempt_at, t.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        return OutboxItem(row.id, row.kind, row.offer_id, row.attempts) if row else None
+
+    def mark(self, item_id: int, status: str, now: datetime, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "last_error": error}
+        if status == "sent":
+            values["sent_at"] = now
+        self.session.execute(
+            sa.update(orm.outbox)
+            .where(orm.outbox.c.id == item_id)
+            .values(attempts=orm.outbox.c.attempts + 1, **values)
+        )
+
+    def retry_later(self, item_id: int, at: datetime, error: str) -> None:
+        self.session.execute(
+            sa.update(orm.outbox)
+            .where(orm.outbox.c.id == item_id)
+            .values(attempts=orm.outbox.c.attempts + 1, next_attempt_at=at, last_error=error)
+        )
+
+    def drop_pending_offer_messages(self, offer_ids: list[int], now: datetime) -> None:
+        """An offer withdrawn before its text left must never be sent."""
+        if not offer_ids:
+            return
+        t = orm.outbox.c
+        self.session.execute(
+            sa.update(orm.outbox)
+            .where(t.offer_id.in_(offer_ids), t.kind == "offer", t.status == "pending")
+            .values(status="dropped", last_error="offer closed before sending")
+        )
+
+    def pending_count(self) -> int:
+        t = orm.outbox.c
+        return self.session.scalar(sa.select(sa.func.count()).where(t.status == "pending")) or 0
+
+
+class EventLog:
+    """Append-only audit trail of every state change."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        kind: str,
+        actor: model.Actor,
+        now: datetime,
+        actor_ref: str | None = None,
+        **refs: Any,
+    ) -> None:
+        data = refs.pop("data", None) or {}
+        self.session.execute(
+            sa.insert(orm.events).values(
+                kind=kind,
+                actor=actor.value,
+                actor_ref=actor_ref,
+                occurred_at=now,
+                data=data,
+                **refs,
+            )
+        )
+
+    def for_cancellation(self, cancellation_id: int) -> list[dict[str, Any]]:
+        e = orm.events.c
+        rows = self.session.execute(
+            sa.select(orm.events).where(e.cancellation_id == cancellation_id).order_by(e.id)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+    def list(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        e = orm.events.c
+        query = sa.select(orm.events).order_by(e.id.desc()).limit(limit)
+        if kind:
+            query = query.where(e.kind == kind)
+        return [dict(r) for r in self.session.execute(query).mappings()]
+
+
+class ReplyLog:
+    """Remembers the answer to each inbound message id, so a redelivery has no second effect."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock(self, message_id: str) -> None:
+        # serialises two deliveries of one id that arrive at the same moment
+        self.session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(message_id)))
+        )
+
+    def get(self, message_id: str) -> dict[str, Any] | None:
+        t = orm.processed_replies.c
+        return self.session.scalar(sa.select(t.response).where(t.message_id == message_id))
+
+    def save(self, message_id: str, kind: str, response: dict[str, Any], now: datetime) -> None:
+        self.session.execute(
+            sa.insert(orm.processed_replies).values(
+                message_id=message_id, kind=kind, response=response, created_at=now
+            )
+        )

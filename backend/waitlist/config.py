@@ -1,0 +1,93 @@
+"""Settings, read once from the environment. Every behavioural number lives here."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
+
+from waitlist.domain.model import ContactHours, OfferingPolicy, ScoringPolicy
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def parse_contact_hours(raw: str) -> ContactHours:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", raw)
+    if not match:
+        raise SettingsError(f"CONTACT_HOURS must look like 08:00-20:00, got {raw!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    try:
+        start, end = time(h1, m1), time(h2, m2)
+    except ValueError as exc:
+        raise SettingsError(f"CONTACT_HOURS has an impossible time: {raw!r}") from exc
+    if start >= end:
+        raise SettingsError(f"CONTACT_HOURS must start before it ends, got {raw!r}")
+    return ContactHours(start=start, end=end)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    clinic_timezone: ZoneInfo
+    offering: OfferingPolicy
+    scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
+    staff_api_token: str = "dev-staff-token"
+    actions_api_token: str = "dev-actions-token"
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_api_token: str = "dev-rasa-token"
+    public_base_url: str = "http://127.0.0.1:8000"
+    twilio_auth_token: str = ""
+    sweep_seconds: int = 5
+    data_dir: str = ".data"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        tz_name = env.get("CLINIC_TIMEZONE", "").strip() or "America/New_York"
+        try:
+            tz = ZoneInfo(tz_name)
+        except Exception as exc:  # ZoneInfo raises several types for a bad key
+            raise SettingsError(f"CLINIC_TIMEZONE is not a known time zone: {tz_name!r}") from exc
+        batching = env.get("BATCH_MODE", "rolling").strip().lower() or "rolling"
+        if batching not in ("rolling", "strict"):
+            raise SettingsError(f"BATCH_MODE must be rolling or strict, got {batching!r}")
+        offering = OfferingPolicy(
+            batch_size=_int(env, "BATCH_SIZE", 3, minimum=1),
+            hold=timedelta(minutes=_int(env, "HOLD_MINUTES", 7, minimum=1)),
+            lead_time=timedelta(minutes=_int(env, "LEAD_TIME_MINUTES", 60)),
+            contact_hours=parse_contact_hours(env.get("CONTACT_HOURS", "") or "08:00-20:00"),
+            daily_cap=_int(env, "DAILY_OFFER_CAP", 3, minimum=1),
+            weekly_cap=_int(env, "WEEKLY_OFFER_CAP", 6, minimum=1),
+            strict_batches=batching == "strict",
+            timezone=tz,
+        )
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            clinic_timezone=tz,
+            offering=offering,
+            staff_api_token=env.get("STAFF_API_TOKEN") or "dev-staff-token",
+            actions_api_token=env.get("ACTIONS_API_TOKEN") or "dev-actions-token",
+            rasa_url=(env.get("RASA_URL") or "http://127.0.0.1:5005").rstrip("/"),
+            rasa_api_token=env.get("RASA_API_TOKEN") or "dev-rasa-token",
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or "",
+            sweep_seconds=_int(env, "SWEEP_SECONDS", 5, minimum=1),
+            data_dir=env.get("DATA_DIR") or ".data",
+        )

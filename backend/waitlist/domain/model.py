@@ -1,0 +1,430 @@
+"""The scheduling domain: plain Python, no I/O.
+
+The database enforces the claim invariants too (row locks and partial unique indexes, see
+adapters/orm.py); the rules here decide *what* should happen, the database makes sure it happens once.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+class DomainError(Exception):
+    """A request that breaks a business rule; the message is safe to show to staff."""
+
+
+class Actor(str, enum.Enum):
+    STAFF = "staff"
+    PATIENT = "patient"
+    SYSTEM = "system"
+
+
+class EntryStatus(str, enum.Enum):
+    ACTIVE = "active"
+    FULFILLED = "fulfilled"
+    REMOVED = "removed"
+
+
+class CancellationStatus(str, enum.Enum):
+    OPEN = "open"
+    FILLED = "filled"
+    EXPIRED = "expired"
+    ABORTED = "aborted"
+
+
+class OfferState(str, enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+    FAILED = "failed"
+
+
+class ClaimOutcome(str, enum.Enum):
+    CLAIMED = "claimed"
+    LATE_CLAIMED = "late_claimed"  # the hold had run out, but the slot was still open
+    TOO_LATE = "too_late"
+    NO_OPEN_OFFER = "no_open_offer"
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --------------------------------------------------------------------------------------------------
+# Policies (settings turned into rules)
+
+
+@dataclass(frozen=True)
+class ContactHours:
+    """Local clock window in which an offer may be sent."""
+
+    start: time = time(8, 0)
+    end: time = time(20, 0)
+
+    def is_open(self, now: datetime, tz: ZoneInfo) -> bool:
+        local = now.astimezone(tz).time()
+        return self.start <= local < self.end
+
+    def next_opening(self, now: datetime, tz: ZoneInfo) -> datetime:
+        """The earliest moment >= now at which offers may go out."""
+        if self.is_open(now, tz):
+            return now
+        local = now.astimezone(tz)
+        day = local.date() if local.time() < self.start else local.date() + timedelta(days=1)
+        return datetime.combine(day, self.start, tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    """Priority score. The same numbers are rendered into SQL by the repository."""
+
+    urgent_points: int = 30
+    max_boost: int = 40
+    # (days away at least, points), checked from the first row down
+    appointment_tiers: tuple[tuple[int, int], ...] = ((180, 20), (90, 10), (30, 5))
+    points_per_30_days_waiting: int = 1
+    max_waiting_points: int = 10
+
+    def parts(self, entry: WaitlistEntry, now: datetime) -> dict[str, int]:
+        appointment = 0
+        if entry.current_appointment_at is not None:
+            days_away = (entry.current_appointment_at - now).days
+            for minimum_days, points in self.appointment_tiers:
+                if days_away >= minimum_days:
+                    appointment = points
+                    break
+        waited_days = max(0, (now - entry.joined_at).days)
+        waiting = min(self.max_waiting_points, (waited_days // 30) * self.points_per_30_days_waiting)
+        return {
+            "urgent": self.urgent_points if entry.urgent else 0,
+            "boost": entry.manual_boost,
+            "appointment": appointment,
+            "waiting": waiting,
+        }
+
+    def score(self, entry: WaitlistEntry, now: datetime) -> int:
+        return sum(self.parts(entry, now).values())
+
+
+@dataclass(frozen=True)
+class OfferingPolicy:
+    batch_size: int = 3
+    hold: timedelta = timedelta(minutes=7)
+    lead_time: timedelta = timedelta(minutes=60)
+    contact_hours: ContactHours = field(default_factory=ContactHours)
+    daily_cap: int = 3
+    weekly_cap: int = 6
+    strict_batches: bool = False
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
+
+    def seats_to_fill(self, pending_offers: int) -> int:
+        if self.strict_batches:
+            # strict mode: the next batch goes out only when the whole previous one has resolved
+            return self.batch_size if pending_offers == 0 else 0
+        return max(0, self.batch_size - pending_offers)
+
+    def offering_closes_at(self, slot_start: datetime) -> datetime:
+        return slot_start - self.lead_time
+
+
+# --------------------------------------------------------------------------------------------------
+# Entities
+
+
+@dataclass
+class Provider:
+    name: str
+    provider_type: str
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class Patient:
+    phone: str
+    display_name: str
+    preferred_language: str = "en"
+    consent_source: str | None = None
+    consented_at: datetime | None = None
+    opted_out: bool = False
+    opted_out_at: datetime | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+
+    def opt_out(self, now: datetime) -> bool:
+        """Returns True when this changed anything."""
+        if self.opted_out:
+            return False
+        self.opted_out, self.opted_out_at = True, now
+        return True
+
+    def opt_in(self, now: datetime) -> bool:
+        if not self.opted_out:
+            return False
+        self.opted_out, self.opted_out_at = False, None
+        self.consent_source, self.consented_at = "sms_start", now
+        return True
+
+
+@dataclass
+class Availability:
+    not_before: date | None = None
+    not_after: date | None = None
+    days_of_week: list[int] | None = None  # 0 = Monday ... 6 = Sunday
+    earliest_time: time | None = None
+    latest_time: time | None = None
+
+
+@dataclass
+class WaitlistEntry:
+    patient_id: int
+    joined_at: datetime
+    provider_ids: list[int] | None = None
+    provider_type: str | None = None
+    location: str | None = None
+    current_appointment_at: datetime | None = None
+    not_before: date | None = None
+    not_after: date | None = None
+    days_of_week: list[int] | None = None
+    earliest_time: time | None = None
+    latest_time: time | None = None
+    urgent: bool = False
+    manual_boost: int = 0
+    status: EntryStatus = EntryStatus.ACTIVE
+    notes: str | None = None
+    id: int | None = None
+    updated_at: datetime | None = None
+
+    def accepts(self, slot: Slot, tz: ZoneInfo) -> bool:
+        """Preference and availability rules for one slot (the SQL in the repository mirrors this)."""
+        if self.status != EntryStatus.ACTIVE:
+            return False
+        wants_provider = bool(self.provider_ids) or self.provider_type is not None
+        if wants_provider and not (
+            (self.provider_ids and slot.provider_id in self.provider_ids)
+            or (self.provider_type is not None and self.provider_type == slot.provider_type)
+        ):
+            return False
+        if self.location is not None and self.location.casefold() != slot.location.casefold():
+            return False
+        if self.current_appointment_at is not None and slot.start >= self.current_appointment_at:
+            return False
+        local_start, local_end = slot.start.astimezone(tz), slot.end.astimezone(tz)
+        if self.not_before is not None and local_start.date() < self.not_before:
+            return False
+        if self.not_after is not None and local_start.date() > self.not_after:
+            return False
+        if self.days_of_week and local_start.weekday() not in self.days_of_week:
+            return False
+        if self.earliest_time is not None and local_start.time() < self.earliest_time:
+            return False
+        if self.latest_time is not None and local_end.time() > self.latest_time:
+            return False
+        return True
+
+    def update_availability(self, availability: Availability) -> None:
+        for name in ("not_before", "not_after", "days_of_week", "earliest_time", "latest_time"):
+            setattr(self, name, getattr(availability, name))
+        self._check_dates()
+
+    def defer_until(self, not_before: date) -> None:
+        self.not_before = not_before
+        if self.not_after is not None and self.not_after < not_before:
+            # the patient's newer word wins over an older end date
+            self.not_after = None
+
+    def set_boost(self, boost: int, policy: ScoringPolicy) -> None:
+        if not 0 <= boost <= policy.max_boost:
+            raise DomainError(f"manual_boost must be between 0 and {policy.max_boost}")
+        self.manual_boost = boost
+
+    def remove(self) -> bool:
+        if self.status != EntryStatus.ACTIVE:
+            return False
+        self.status = EntryStatus.REMOVED
+        return True
+
+    def fulfil(self) -> None:
+        self.status = EntryStatus.FULFILLED
+
+    def _check_dates(self) -> None:
+        if self.not_before and self.not_after and self.not_after < self.not_before:
+            raise DomainError("not_after must not be before not_before")
+
+
+@dataclass(frozen=True)
+class Slot:
+    provider_id: int
+    provider_type: str
+    location: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class Offer:
+    cancellation_id: int
+    entry_id: int
+    patient_id: int
+    created_at: datetime
+    state: OfferState = OfferState.PENDING
+    sent_at: datetime | None = None
+    expires_at: datetime | None = None
+    responded_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    delivery_status: str | None = None
+    id: int | None = None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == OfferState.PENDING
+
+    def mark_sent(self, now: datetime, hold: timedelta) -> None:
+        # the hold starts when the text leaves, not when the offer was queued
+        self.sent_at = now
+        self.expires_at = now + hold
+
+    def hold_has_run_out(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def accept(self, now: datetime) -> None:
+        # an expired hold may still be accepted: a late yes wins while the slot is open
+        if self.state not in (OfferState.PENDING, OfferState.EXPIRED):
+            raise DomainError(f"offer {self.id} is already {self.state.value}")
+        self.state, self.responded_at, self.closed_at = OfferState.ACCEPTED, now, now
+
+    def close(self, state: OfferState, now: datetime, reason: str | None = None) -> None:
+        if not self.is_pending:
+            raise DomainError(f"offer {self.id} is already {self.state.value}")
+        self.state, self.closed_at, self.close_reason = state, now, reason
+        if state == OfferState.DECLINED:
+            self.responded_at = now
+
+
+@dataclass
+class ClaimResult:
+    outcome: ClaimOutcome
+    offer: Offer | None
+    withdrawn: list[Offer] = field(default_factory=list)
+
+
+@dataclass
+class Cancellation:
+    """Aggregate root for one open slot and every offer made for it."""
+
+    provider_id: int
+    location: str
+    slot_start: datetime
+    slot_end: datetime
+    created_at: datetime
+    status: CancellationStatus = CancellationStatus.OPEN
+    filled_by_patient_id: int | None = None
+    closed_at: datetime | None = None
+    offers: list[Offer] = field(default_factory=list)
+    id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == CancellationStatus.OPEN
+
+    def pending_offers(self) -> list[Offer]:
+        return [o for o in self.offers if o.is_pending]
+
+    def offer(self, offer_id: int) -> Offer:
+        for candidate in self.offers:
+            if candidate.id == offer_id:
+                return candidate
+        raise DomainError(f"offer {offer_id} does not belong to cancellation {self.id}")
+
+    def claim(self, offer_id: int, now: datetime) -> ClaimResult:
+        """The patient holding `offer_id` said yes. First yes while the slot is open wins."""
+        offer = self.offer(offer_id)
+        if offer.state == OfferState.ACCEPTED:
+            return ClaimResult(ClaimOutcome.CLAIMED, offer)  # a repeated yes from the winner
+        if not self.is_open:
+            return ClaimResult(ClaimOutcome.TOO_LATE, offer)
+        if offer.state not in (OfferState.PENDING, OfferState.EXPIRED):
+            return ClaimResult(ClaimOutcome.NO_OPEN_OFFER, offer)
+        late = offer.state == OfferState.EXPIRED or offer.hold_has_run_out(now)
+        offer.accept(now)
+        self.status, self.filled_by_patient_id, self.closed_at = (
+            CancellationStatus.FILLED,
+            offer.patient_id,
+            now,
+        )
+        withdrawn = self._withdraw_pending(now, reason="filled")
+        return ClaimResult(
+            ClaimOutcome.LATE_CLAIMED if late else ClaimOutcome.CLAIMED, offer, withdrawn
+        )
+
+    def decline(self, offer_id: int, now: datetime) -> Offer:
+        offer = self.offer(offer_id)
+        offer.close(OfferState.DECLINED, now)
+        return offer
+
+    def expire_hold(self, offer_id: int, now: datetime) -> Offer:
+        offer = self.offer(offer_id)
+        offer.close(OfferState.EXPIRED, now, reason="hold ran out")
+        return offer
+
+    def fail_offer(self, offer_id: int, now: datetime, reason: str) -> Offer:
+        offer = self.offer(offer_id)
+        offer.close(OfferState.FAILED, now, reason=reason)
+        return offer
+
+    def withdraw_offer(self, offer_id: int, now: datetime, reason: str) -> Offer:
+        offer = self.offer(offer_id)
+        offer.close(OfferState.WITHDRAWN, now, reason=reason)
+        return offer
+
+    def abort(self, now: datetime) -> list[Offer]:
+        if not self.is_open:
+            raise DomainError(f"cancellation {self.id} is already {self.status.value}")
+        self.status, self.closed_at = CancellationStatus.ABORTED, now
+        return self._withdraw_pending(now, reason="aborted")
+
+    def expire_if_too_close(self, now: datetime, policy: OfferingPolicy) -> list[Offer] | None:
+        """Stop offering when the slot starts too soon. Returns the withdrawn offers, or None."""
+        if not self.is_open or now < policy.offering_closes_at(self.slot_start):
+            return None
+        self.status, self.closed_at = CancellationStatus.EXPIRED, now
+        return self._withdraw_pending(now, reason="expired")
+
+    def seats_to_fill(self, now: datetime, policy: OfferingPolicy) -> int:
+        if not self.is_open or now >= policy.offering_closes_at(self.slot_start):
+            return 0
+        if not policy.contact_hours.is_open(now, policy.timezone):
+            return 0
+        return policy.seats_to_fill(len(self.pending_offers()))
+
+    def make_offer(self, entry: WaitlistEntry, now: datetime) -> Offer:
+        if any(o.patient_id == entry.patient_id for o in self.offers):
+            raise DomainError(f"patient {entry.patient_id} was already offered this slot")
+        offer = Offer(
+            cancellation_id=self.id or 0,
+            entry_id=entry.id or 0,
+            patient_id=entry.patient_id,
+            created_at=now,
+        )
+        self.offers.append(offer)
+        return offer
+
+    def _withdraw_pending(self, now: datetime, reason: str) -> list[Offer]:
+        withdrawn = self.pending_offers()
+        for offer in withdrawn:
+            offer.close(OfferState.WITHDRAWN, now, reason=reason)
+        return withdrawn
+
+
+def validate_slot(slot_start: datetime, slot_end: datetime, now: datetime) -> None:
+    if slot_start.tzinfo is None or slot_end.tzinfo is None:
+        raise DomainError("slot_start and slot_end need a UTC offset, e.g. 2026-12-01T15:30:00-05:00")
+    if slot_end <= slot_start:
+        raise DomainError("slot_end must be after slot_start")
+    if slot_start <= now:
+        raise DomainError("slot_start is in the past")

@@ -1,0 +1,293 @@
+"""Use cases for front-desk staff: providers, patients, the waitlist and cancellations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from waitlist.config import Settings
+from waitlist.domain import model
+from waitlist.domain.model import Actor, DomainError
+from waitlist.service_layer import offering, views
+from waitlist.service_layer.unit_of_work import UnitOfWork
+
+
+class NotFound(Exception):
+    def __init__(self, what: str, ident: object) -> None:
+        super().__init__(f"{what} {ident} not found")
+
+
+class Conflict(Exception):
+    """The request clashes with existing data (e.g. a phone number already registered)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def create_provider(
+    uow: UnitOfWork, name: str, provider_type: str, now: datetime, staff: str
+) -> dict[str, Any]:
+    with uow:
+        provider = model.Provider(name=name, provider_type=provider_type, created_at=now)
+        uow.providers.add(provider)
+        uow.flush()
+        uow.events.record("provider_created", Actor.STAFF, now, actor_ref=staff)
+        uow.commit()
+        return views.provider_view(provider)
+
+
+def list_providers(uow: UnitOfWork) -> list[dict[str, Any]]:
+    with uow:
+        return [views.provider_view(p) for p in uow.providers.list()]
+
+
+def create_patient(
+    uow: UnitOfWork,
+    phone: str,
+    display_name: str,
+    preferred_language: str,
+    consent_source: str,
+    now: datetime,
+    staff: str,
+) -> dict[str, Any]:
+    with uow:
+        if uow.patients.by_phone(phone) is not None:
+            raise Conflict("a patient with this phone number already exists", field="phone")
+        patient = model.Patient(
+            phone=phone,
+            display_name=display_name,
+            preferred_language=preferred_language,
+            consent_source=consent_source,
+            consented_at=now,
+            created_at=now,
+        )
+        uow.patients.add(patient)
+        uow.flush()
+        uow.events.record(
+            "patient_created", Actor.STAFF, now, actor_ref=staff, patient_id=patient.id
+        )
+        uow.commit()
+        return views.patient_view(patient)
+
+
+def get_patient(uow: UnitOfWork, patient_id: int) -> dict[str, Any]:
+    with uow:
+        patient = uow.patients.get(patient_id)
+        if patient is None:
+            raise NotFound("patient", patient_id)
+        return views.patient_view(patient)
+
+
+@dataclass
+class EntryInput:
+    """Waitlist fields as staff send them; None means "not given"."""
+
+    provider_ids: list[int] | None = None
+    provider_type: str | None = None
+    location: str | None = None
+    current_appointment_at: datetime | None = None
+    not_before: date | None = None
+    not_after: date | None = None
+    days_of_week: list[int] | None = None
+    earliest_time: time | None = None
+    latest_time: time | None = None
+    urgent: bool | None = None
+    manual_boost: int | None = None
+    notes: str | None = None
+
+
+def _apply(entry: model.WaitlistEntry, data: EntryInput, fields: set[str], settings: Settings) -> None:
+    for name in fields:
+        value = getattr(data, name)
+        if name == "manual_boost":
+            entry.set_boost(value or 0, settings.scoring)
+        elif name in ("provider_ids", "days_of_week"):
+            # an empty list means "any", stored as NULL so the selection query can use its indexes
+            setattr(entry, name, sorted(set(value)) if value else None)
+        elif name == "urgent":
+            entry.urgent = bool(value)
+        else:
+            setattr(entry, name, value)
+    if entry.not_before and entry.not_after and entry.not_after < entry.not_before:
+        raise DomainError("not_after must not be before not_before")
+    if entry.earliest_time and entry.latest_time and entry.latest_time <= entry.earliest_time:
+        raise DomainError("latest_time must be after earliest_time")
+
+
+def add_to_waitlist(
+    uow: UnitOfWork,
+    patient_id: int,
+    data: EntryInput,
+    fields: set[str],
+    now: datetime,
+    settings: Settings,
+    staff: str,
+) -> dict[str, Any]:
+    with uow:
+        patient = uow.patients.get(patient_id)
+        if patient is None:
+            raise NotFound("patient", patient_id)
+        for provider_id in data.provider_ids or []:
+            if uow.providers.get(provider_id) is None:
+                raise NotFound("provider", provider_id)
+        entry = model.WaitlistEntry(patient_id=patient_id, joined_at=now, updated_at=now)
+        _apply(entry, data, fields, settings)
+        uow.waitlist.add(entry)
+        uow.flush()
+        uow.events.record(
+            "entry_created", Actor.STAFF, now, actor_ref=staff,
+            patient_id=patient_id, entry_id=entry.id,
+        )
+        uow.commit()
+        assert entry.id is not None
+        parts = uow.waitlist.score_parts(entry.id, settings.scoring, now)
+        return views.entry_view(entry, parts)
+
+
+def get_entry(uow: UnitOfWork, entry_id: int, now: datetime, settings: Settings) -> dict[str, Any]:
+    with uow:
+        entry = uow.waitlist.get(entry_id)
+        if entry is None:
+            raise NotFound("waitlist entry", entry_id)
+        return views.entry_view(entry, uow.waitlist.score_parts(entry_id, settings.scoring, now))
+
+
+def list_entries(
+    uow: UnitOfWork, status: str | None, limit: int, offset: int, now: datetime, settings: Settings
+) -> list[dict[str, Any]]:
+    with uow:
+        return [
+            views.entry_view(e, uow.waitlist.score_parts(e.id or 0, settings.scoring, now))
+            for e in uow.waitlist.list(status, limit, offset)
+        ]
+
+
+def update_entry(
+    uow: UnitOfWork,
+    entry_id: int,
+    data: EntryInput,
+    fields: set[str],
+    now: datetime,
+    settings: Settings,
+    staff: str,
+) -> dict[str, Any]:
+    with uow:
+        entry = uow.waitlist.get(entry_id, for_update=True)
+        if entry is None:
+            raise NotFound("waitlist entry", entry_id)
+        if entry.status != model.EntryStatus.ACTIVE:
+            raise Conflict(f"waitlist entry {entry_id} is {entry.status.value}", field="status")
+        for provider_id in data.provider_ids or []:
+            if uow.providers.get(provider_id) is None:
+                raise NotFound("provider", provider_id)
+        _apply(entry, data, fields, settings)
+        entry.updated_at = now
+        uow.events.record(
+            "entry_updated", Actor.STAFF, now, actor_ref=staff,
+            patient_id=entry.patient_id, entry_id=entry.id,
+            data={"fields": sorted(fields)},
+        )
+        uow.commit()
+        return views.entry_view(entry, uow.waitlist.score_parts(entry_id, settings.scoring, now))
+
+
+def remove_entry(
+    uow: UnitOfWork, entry_id: int, now: datetime, settings: Settings, staff: str
+) -> dict[str, Any]:
+    with uow:
+        entry = uow.waitlist.get(entry_id, for_update=True)
+        if entry is None:
+            raise NotFound("waitlist entry", entry_id)
+        if entry.remove():
+            entry.updated_at = now
+            uow.events.record(
+                "entry_removed", Actor.STAFF, now, actor_ref=staff,
+                patient_id=entry.patient_id, entry_id=entry.id,
+            )
+        uow.commit()
+        return views.entry_view(entry, uow.waitlist.score_parts(entry_id, settings.scoring, now))
+
+
+def create_cancellation(
+    uow: UnitOfWork,
+    provider_id: int,
+    location: str,
+    slot_start: datetime,
+    slot_end: datetime,
+    now: datetime,
+    settings: Settings,
+    staff: str,
+) -> dict[str, Any]:
+    """Record the open slot and start offering it at once."""
+    model.validate_slot(slot_start, slot_end, now)
+    with uow:
+        if uow.providers.get(provider_id) is None:
+            raise NotFound("provider", provider_id)
+        cancellation = model.Cancellation(
+            provider_id=provider_id,
+            location=location,
+            slot_start=slot_start,
+            slot_end=slot_end,
+            created_at=now,
+        )
+        uow.cancellations.add(cancellation)
+        uow.flush()
+        uow.events.record(
+            "cancellation_created", Actor.STAFF, now, actor_ref=staff,
+            cancellation_id=cancellation.id,
+        )
+        uow.commit()
+        cancellation_id = cancellation.id
+    assert cancellation_id is not None
+    offering.fill_seats(uow, cancellation_id, now, settings)
+    return get_cancellation(uow, cancellation_id)
+
+
+def get_cancellation(uow: UnitOfWork, cancellation_id: int) -> dict[str, Any]:
+    with uow:
+        cancellation = uow.cancellations.get(cancellation_id)
+        if cancellation is None:
+            raise NotFound("cancellation", cancellation_id)
+        view = views.cancellation_view(cancellation)
+        view["events"] = [
+            {"kind": e["kind"], "actor": e["actor"], "occurred_at": views.iso(e["occurred_at"]),
+             "offer_id": e["offer_id"], "patient_id": e["patient_id"]}
+            for e in uow.events.for_cancellation(cancellation_id)
+        ]
+        return view
+
+
+def list_cancellations(
+    uow: UnitOfWork, status: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    with uow:
+        return [views.cancellation_view(c) for c in uow.cancellations.list(status, limit, offset)]
+
+
+def abort_cancellation(
+    uow: UnitOfWork, cancellation_id: int, now: datetime, staff: str
+) -> dict[str, Any]:
+    with uow:
+        cancellation = uow.cancellations.get_for_update(cancellation_id)
+        if cancellation is None:
+            raise NotFound("cancellation", cancellation_id)
+        try:
+            withdrawn = cancellation.abort(now)
+        except DomainError as exc:
+            raise Conflict(str(exc), field="status") from exc
+        uow.events.record(
+            "cancellation_aborted", Actor.STAFF, now, actor_ref=staff,
+            cancellation_id=cancellation_id,
+        )
+        offering.notify_closed_offers(uow, withdrawn, "offer_withdrawn", now)
+        uow.commit()
+    return get_cancellation(uow, cancellation_id)
+
+
+def list_events(uow: UnitOfWork, kind: str | None, limit: int) -> list[dict[str, Any]]:
+    with uow:
+        return [
+            {**e, "occurred_at": views.iso(e["occurred_at"])} for e in uow.events.list(kind, limit)
+        ]
