@@ -23,7 +23,7 @@ MAX_BACKOFF = timedelta(minutes=2)
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts, 10)))
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts + 1, 10)))
 
 
 def dispatch_one(uow: UnitOfWork, messenger: Messenger, clock: Clock, settings: Settings) -> bool:
