@@ -15,7 +15,9 @@ from waitlist.service_layer.unit_of_work import UnitOfWork
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings.from_env()
     url = settings.database_url or database.start_embedded_postgres(settings.data_dir)
     migrations.upgrade(url)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-
 from waitlist.config import Settings
 from waitlist.service_layer import staff
 from waitlist.service_layer.unit_of_work import UnitOfWork
@@ -15,7 +14,9 @@ START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 New York, a Tuesday
 PHONES = [f"+1202555{n:04d}" for n in range(100, 1100)]
 
 
-def provider(uow: UnitOfWork, now: datetime, name: str = "Dr. Lee", kind: str = "dermatology") -> int:
+def provider(
+    uow: UnitOfWork, now: datetime, name: str = "Dr. Lee", kind: str = "dermatology"
+) -> int:
     return staff.create_provider(uow, name, kind, now, "test")["id"]
 
 

@@ -5,30 +5,26 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
-
 from waitlist.adapters import database, migrations, orm
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
-
 from tests.backend.builders import START  # 10:00 New York, inside contact hours
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _admin(sql: str) -> None:
-    url = make_url(ADMIN_URL)
-    with psycopg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        dbname=url.database, autocommit=True,
-    ) as conn:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql)
 
 
@@ -53,8 +49,10 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-TABLES = "events, outbox, offers, cancellations, waitlist_entries, patients, providers, " \
+TABLES = (
+    "events, outbox, offers, cancellations, waitlist_entries, patients, providers, "
     "processed_replies, inbound_messages"
+)
 
 
 @pytest.fixture

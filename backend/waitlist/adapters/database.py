@@ -25,6 +25,8 @@ def create_engine(database_url: str, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # short OLTP queries: parallel workers and JIT compilation cost more than they save
+        connect_args={"options": "-c max_parallel_workers_per_gather=0 -c jit=off"},
     )
 
 

@@ -93,6 +93,26 @@ waitlist_entries = sa.Table(
         "location",
         postgresql_where=sa.text("status = 'active'"),
     ),
+    # selection walks (adapters/selection.py): one index per walk, in walk order
+    *[
+        sa.Index(
+            f"ix_waitlist_walk_{match}_{group}",
+            *(["provider_type"] if match == "type" else []),
+            sa.text("manual_boost DESC"),
+            "joined_at",
+            "id",
+            postgresql_where=sa.text(f"status = 'active' AND {group_sql}{match_sql}"),
+        )
+        for match, match_sql in (
+            ("type", ""),
+            ("anyone", " AND provider_ids IS NULL AND provider_type IS NULL"),
+        )
+        for group, group_sql in (
+            ("urgent", "urgent"),
+            ("boosted", "NOT urgent AND manual_boost > 0"),
+            ("plain", "NOT urgent AND manual_boost = 0"),
+        )
+    ],
     sa.Index(
         "ix_waitlist_active_provider_ids",
         "provider_ids",
@@ -158,7 +178,9 @@ outbox = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),  # offer | slot_filled | offer_withdrawn
     sa.Column("offer_id", sa.ForeignKey("offers.id"), nullable=False),
-    sa.Column("status", sa.Text, nullable=False, server_default="pending"),  # pending|sent|failed|dropped
+    sa.Column(
+        "status", sa.Text, nullable=False, server_default="pending"
+    ),  # pending|sent|failed|dropped
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS, nullable=False),
     sa.Column("last_error", sa.Text),

@@ -8,13 +8,13 @@ Locking conventions (so that several workers and replicas never handle one row t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from waitlist.adapters import orm
+from waitlist.adapters import orm, selection
 from waitlist.domain import model
 
 
@@ -47,13 +47,6 @@ class PatientRepository:
         if for_update:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
-
-
-@dataclass(frozen=True)
-class Candidate:
-    entry_id: int
-    patient_id: int
-    score: int
 
 
 class WaitlistRepository:
@@ -101,28 +94,18 @@ class WaitlistRepository:
         scoring: model.ScoringPolicy,
         now: datetime,
         limit: int,
-    ) -> list[Candidate]:
+    ) -> list[selection.Candidate]:
         """The best eligible entries for a slot, scored in SQL at this moment (never a stored score)."""
-        params = candidate_params(cancellation, slot, policy, scoring, now)
-        params["limit"] = limit + 5  # a few spare rows, in case one patient has several entries
-        rows = self.session.execute(CANDIDATES_SQL, params).all()
-        seen: set[int] = set()
-        picked: list[Candidate] = []
-        for row in rows:
-            if row.patient_id in seen:
-                continue
-            seen.add(row.patient_id)
-            picked.append(Candidate(row.entry_id, row.patient_id, int(row.score)))
-            if len(picked) == limit:
-                break
-        return picked
+        params = selection.slot_params(cancellation, slot, policy, scoring, now)
+        return selection.select(self.session, params, scoring, limit)
 
     def score_parts(
         self, entry_id: int, scoring: model.ScoringPolicy, now: datetime
     ) -> dict[str, int]:
         """The score of one entry as the selection query computes it (shown to staff)."""
         row = self.session.execute(
-            SCORE_PARTS_SQL, {"entry_id": entry_id, **score_params(scoring, now)}
+            selection.SCORE_PARTS_SQL,
+            {"entry_id": entry_id, **selection.score_params(scoring, now)},
         ).one()
         return {
             "urgent": row.urgent,
@@ -130,104 +113,6 @@ class WaitlistRepository:
             "appointment": row.appointment,
             "waiting": row.waiting,
         }
-
-
-def score_params(scoring: model.ScoringPolicy, now: datetime) -> dict[str, Any]:
-    tiers = list(scoring.appointment_tiers) + [(10**6, 0)] * (3 - len(scoring.appointment_tiers))
-    return {
-        "now": now,
-        "urgent_points": scoring.urgent_points,
-        "tier1_at": now + timedelta(days=tiers[0][0]),
-        "tier1_points": tiers[0][1],
-        "tier2_at": now + timedelta(days=tiers[1][0]),
-        "tier2_points": tiers[1][1],
-        "tier3_at": now + timedelta(days=tiers[2][0]),
-        "tier3_points": tiers[2][1],
-        "wait_step": scoring.points_per_30_days_waiting,
-        "max_wait": scoring.max_waiting_points,
-    }
-
-
-def candidate_params(
-    cancellation: model.Cancellation,
-    slot: model.Slot,
-    policy: model.OfferingPolicy,
-    scoring: model.ScoringPolicy,
-    now: datetime,
-) -> dict[str, Any]:
-    local_start = slot.start.astimezone(policy.timezone)
-    local_end = slot.end.astimezone(policy.timezone)
-    return {
-        **score_params(scoring, now),
-        "cancellation_id": cancellation.id,
-        "provider_id": slot.provider_id,
-        "provider_type": slot.provider_type,
-        "location": slot.location,
-        "slot_start": slot.start,
-        "slot_date": local_start.date(),
-        "slot_dow": local_start.weekday(),
-        "slot_time": local_start.time(),
-        "slot_end_time": local_end.time(),
-        "day_ago": now - timedelta(days=1),
-        "week_ago": now - timedelta(days=7),
-        "daily_cap": policy.daily_cap,
-        "weekly_cap": policy.weekly_cap,
-    }
-
-
-# The score, in one place for both queries below. Mirrors model.ScoringPolicy.parts().
-_SCORE_PARTS = """
-    CASE WHEN w.urgent THEN :urgent_points ELSE 0 END AS urgent,
-    w.manual_boost AS boost,
-    CASE
-        WHEN w.current_appointment_at IS NULL THEN 0
-        WHEN w.current_appointment_at >= :tier1_at THEN :tier1_points
-        WHEN w.current_appointment_at >= :tier2_at THEN :tier2_points
-        WHEN w.current_appointment_at >= :tier3_at THEN :tier3_points
-        ELSE 0
-    END AS appointment,
-    LEAST(:max_wait, GREATEST(0,
-        floor(extract(epoch FROM (CAST(:now AS timestamptz) - w.joined_at)) / 2592000)::int * :wait_step
-    )) AS waiting
-"""
-
-SCORE_PARTS_SQL = sa.text(f"SELECT {_SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
-
-CANDIDATES_SQL = sa.text(
-    f"""
-    SELECT s.entry_id, s.patient_id, s.urgent + s.boost + s.appointment + s.waiting AS score
-    FROM (
-        SELECT w.id AS entry_id, w.patient_id, w.joined_at, {_SCORE_PARTS}
-        FROM waitlist_entries w
-        JOIN patients p ON p.id = w.patient_id
-        WHERE w.status = 'active'
-          AND NOT p.opted_out
-          AND (
-                (w.provider_ids IS NULL AND w.provider_type IS NULL)
-             OR w.provider_ids @> ARRAY[CAST(:provider_id AS integer)]
-             OR w.provider_type = :provider_type
-          )
-          AND (w.location IS NULL OR lower(w.location) = lower(:location))
-          AND (w.current_appointment_at IS NULL OR w.current_appointment_at > :slot_start)
-          AND (w.not_before IS NULL OR w.not_before <= :slot_date)
-          AND (w.not_after IS NULL OR w.not_after >= :slot_date)
-          AND (w.days_of_week IS NULL OR CAST(:slot_dow AS smallint) = ANY(w.days_of_week))
-          AND (w.earliest_time IS NULL OR w.earliest_time <= :slot_time)
-          AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)
-          AND NOT EXISTS (
-                SELECT 1 FROM offers o
-                WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id)
-          AND NOT EXISTS (
-                SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id AND o.state = 'pending')
-          AND (SELECT count(*) FROM offers o
-               WHERE o.patient_id = w.patient_id AND o.created_at > :day_ago) < :daily_cap
-          AND (SELECT count(*) FROM offers o
-               WHERE o.patient_id = w.patient_id AND o.created_at > :week_ago) < :weekly_cap
-    ) s
-    ORDER BY score DESC, s.joined_at ASC, s.entry_id ASC
-    LIMIT :limit
-    """
-)
 
 
 class CancellationRepository:
@@ -263,9 +148,7 @@ class CancellationRepository:
 
     def open_ids(self, limit: int = 1000) -> list[int]:
         c = orm.cancellations.c
-        query = (
-            sa.select(c.id).where(c.status == "open").order_by(c.slot_start).limit(limit)
-        )
+        query = sa.select(c.id).where(c.status == "open").order_by(c.slot_start).limit(limit)
         return list(self.session.scalars(query))
 
     def list(self, status: str | None, limit: int, offset: int) -> list[model.Cancellation]:
@@ -437,9 +320,7 @@ class ReplyLog:
 
     def lock(self, message_id: str) -> None:
         # serialises two deliveries of one id that arrive at the same moment
-        self.session.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(message_id)))
-        )
+        self.session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(message_id))))
 
     def get(self, message_id: str) -> dict[str, Any] | None:
         t = orm.processed_replies.c

@@ -98,7 +98,9 @@ class ScoringPolicy:
                     appointment = points
                     break
         waited_days = max(0, (now - entry.joined_at).days)
-        waiting = min(self.max_waiting_points, (waited_days // 30) * self.points_per_30_days_waiting)
+        waiting = min(
+            self.max_waiting_points, (waited_days // 30) * self.points_per_30_days_waiting
+        )
         return {
             "urgent": self.urgent_points if entry.urgent else 0,
             "boost": entry.manual_boost,
@@ -423,7 +425,9 @@ class Cancellation:
 
 def validate_slot(slot_start: datetime, slot_end: datetime, now: datetime) -> None:
     if slot_start.tzinfo is None or slot_end.tzinfo is None:
-        raise DomainError("slot_start and slot_end need a UTC offset, e.g. 2026-12-01T15:30:00-05:00")
+        raise DomainError(
+            "slot_start and slot_end need a UTC offset, e.g. 2026-12-01T15:30:00-05:00"
+        )
     if slot_end <= slot_start:
         raise DomainError("slot_end must be after slot_start")
     if slot_start <= now:

@@ -186,7 +186,12 @@ async def create_entry(request: Request) -> HTTPResponse:
     body = parse(request, schemas.CreateEntry)
     data, fields = entry_input(body)
     view = await b.run(
-        staff.add_to_waitlist, body.patient_id, data, fields, b.clock.now(), b.settings,
+        staff.add_to_waitlist,
+        body.patient_id,
+        data,
+        fields,
+        b.clock.now(),
+        b.settings,
         staff_name(request),
     )
     return json(view, status=201)
@@ -201,9 +206,7 @@ async def list_entries(request: Request) -> HTTPResponse:
         raise ApiError(400, "status must be active, fulfilled or removed", "status")
     limit = query_int(request, "limit", 100, 1000)
     offset = query_int(request, "offset", 0, 10**9)
-    return json(
-        await b.run(staff.list_entries, status, limit, offset, b.clock.now(), b.settings)
-    )
+    return json(await b.run(staff.list_entries, status, limit, offset, b.clock.now(), b.settings))
 
 
 @staff_bp.get("/waitlist/<entry_id:int>")
@@ -233,7 +236,12 @@ async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
     body = parse(request, schemas.Boost)
     data = staff.EntryInput(manual_boost=body.manual_boost)
     view = await b.run(
-        staff.update_entry, entry_id, data, {"manual_boost"}, b.clock.now(), b.settings,
+        staff.update_entry,
+        entry_id,
+        data,
+        {"manual_boost"},
+        b.clock.now(),
+        b.settings,
         staff_name(request),
     )
     return json(view)
@@ -243,9 +251,7 @@ async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
 @openapi.secured("bearer")
 async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
-    view = await b.run(
-        staff.remove_entry, entry_id, b.clock.now(), b.settings, staff_name(request)
-    )
+    view = await b.run(staff.remove_entry, entry_id, b.clock.now(), b.settings, staff_name(request))
     return json(view)
 
 
@@ -319,12 +325,19 @@ async def require_actions_token(request: Request) -> HTTPResponse | None:
     return None
 
 
-async def _reply(request: Request, use_case: Callable[..., dict], schema: type[M], *extra: str) -> HTTPResponse:
+async def _reply(
+    request: Request, use_case: Callable[..., dict], schema: type[M], *extra: str
+) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schema)
     args = [getattr(body, name) for name in extra]
     answer = await b.run(
-        use_case, b.settings, b.clock.now(), body.phone, body.message_id, *args  # type: ignore[attr-defined]
+        use_case,
+        b.settings,
+        b.clock.now(),
+        body.phone,
+        body.message_id,
+        *args,  # type: ignore[attr-defined]
     )
     return json(answer)
 
@@ -356,8 +369,14 @@ async def reply_availability(request: Request) -> HTTPResponse:
     if body.days_of_week is not None:
         days = [model.WEEKDAYS.index(d) for d in body.days_of_week]
     answer = await b.run(
-        replies.update_availability, b.settings, b.clock.now(), body.phone, body.message_id,
-        days, body.time_of_day, body.not_after,
+        replies.update_availability,
+        b.settings,
+        b.clock.now(),
+        body.phone,
+        body.message_id,
+        days,
+        body.time_of_day,
+        body.not_after,
     )
     return json(answer)
 
@@ -425,7 +444,12 @@ async def twilio_status(request: Request) -> HTTPResponse:
     if not (phone and sid and status):
         return error(400, "To, MessageSid and MessageStatus are required")
     result = await b.run(
-        dispatch.record_delivery_status, b.settings, b.clock.now(), phone, sid, status,
+        dispatch.record_delivery_status,
+        b.settings,
+        b.clock.now(),
+        phone,
+        sid,
+        status,
         form.get("ErrorCode"),
     )
     log.info("status %s for %s to %s: %s", status, sid, mask_phone(phone), result)
@@ -486,4 +510,3 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
             worker.stop()
 
     return app
-

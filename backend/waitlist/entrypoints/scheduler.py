@@ -32,16 +32,27 @@ class Worker:
         dispatch_seconds: float = 2.0,
     ) -> None:
         self.uow_factory, self.messenger, self.clock, self.settings = (
-            uow_factory, messenger, clock, settings,
+            uow_factory,
+            messenger,
+            clock,
+            settings,
         )
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_job(
-            self.sweep, "interval", seconds=settings.sweep_seconds, id="sweep",
-            max_instances=1, coalesce=True,
+            self.sweep,
+            "interval",
+            seconds=settings.sweep_seconds,
+            id="sweep",
+            max_instances=1,
+            coalesce=True,
         )
         self.scheduler.add_job(
-            self.dispatch, "interval", seconds=dispatch_seconds, id="dispatch",
-            max_instances=1, coalesce=True,
+            self.dispatch,
+            "interval",
+            seconds=dispatch_seconds,
+            id="dispatch",
+            max_instances=1,
+            coalesce=True,
         )
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:

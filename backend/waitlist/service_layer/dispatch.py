@@ -68,7 +68,10 @@ def dispatch_one(uow: UnitOfWork, messenger: Messenger, clock: Clock, settings: 
             uow.outbox.mark(item.id, "failed", now, exc.reason)
             if exc.carrier_opted_out and patient.opt_out(now):
                 uow.events.record(
-                    "patient_opted_out", Actor.SYSTEM, now, patient_id=patient.id,
+                    "patient_opted_out",
+                    Actor.SYSTEM,
+                    now,
+                    patient_id=patient.id,
                     data={"reason": "carrier reports the number unsubscribed (21610)"},
                 )
             if item.kind == "offer":
@@ -80,8 +83,12 @@ def dispatch_one(uow: UnitOfWork, messenger: Messenger, clock: Clock, settings: 
             if item.kind == "offer":
                 offer.mark_sent(now, settings.offering.hold)
             uow.events.record(
-                f"sms_{item.kind}_sent", Actor.SYSTEM, now, patient_id=patient.id,
-                cancellation_id=cancellation.id, offer_id=offer.id,
+                f"sms_{item.kind}_sent",
+                Actor.SYSTEM,
+                now,
+                patient_id=patient.id,
+                cancellation_id=cancellation.id,
+                offer_id=offer.id,
             )
             uow.commit()
     if refill is not None:
@@ -138,12 +145,18 @@ def record_delivery_status(
             offer.delivery_status = status
         if status in FAILED_STATUSES:
             uow.events.record(
-                "sms_delivery_failed", Actor.SYSTEM, now, patient_id=patient.id,
+                "sms_delivery_failed",
+                Actor.SYSTEM,
+                now,
+                patient_id=patient.id,
                 data={"message_sid": message_sid, "error_code": error_code},
             )
             if error_code == "21610" and patient.opt_out(now):
                 uow.events.record(
-                    "patient_opted_out", Actor.SYSTEM, now, patient_id=patient.id,
+                    "patient_opted_out",
+                    Actor.SYSTEM,
+                    now,
+                    patient_id=patient.id,
                     data={"reason": "carrier reports the number unsubscribed (21610)"},
                 )
             if offer is not None and offer.is_pending and offer.sent_at is not None:
@@ -153,4 +166,3 @@ def record_delivery_status(
     if refill is not None:
         offering.fill_seats(uow, refill, now, settings)
     return result
-

@@ -46,7 +46,9 @@ def fill_seats(uow: UnitOfWork, cancellation_id: int, now: datetime, settings: S
             return _fill_seats_once(uow, cancellation_id, now, settings)
         except IntegrityError:
             # another slot's refill picked the same patient a moment earlier: choose again
-            log.info("seat refill for cancellation %s raced another refill; retrying", cancellation_id)
+            log.info(
+                "seat refill for cancellation %s raced another refill; retrying", cancellation_id
+            )
             if attempt == 2:
                 raise
     return 0

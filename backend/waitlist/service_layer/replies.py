@@ -144,7 +144,9 @@ def _accept(ctx: ReplyContext) -> dict[str, Any]:
     return ctx.answer(result.outcome.value, view)
 
 
-def _record_win(ctx: ReplyContext, cancellation: model.Cancellation, result: model.ClaimResult) -> None:
+def _record_win(
+    ctx: ReplyContext, cancellation: model.Cancellation, result: model.ClaimResult
+) -> None:
     offer = result.offer
     assert offer is not None
     if offer.responded_at != ctx.now:
@@ -179,16 +181,25 @@ def _decline(ctx: ReplyContext) -> dict[str, Any]:
     assert cancellation is not None
     if not _close_pending_offer(ctx, model.OfferState.DECLINED, "declined"):
         return ctx.answer("no_open_offer")
-    ctx.record("offer_declined_by_patient", cancellation_id=offer.cancellation_id, offer_id=offer.id)
+    ctx.record(
+        "offer_declined_by_patient", cancellation_id=offer.cancellation_id, offer_id=offer.id
+    )
     return ctx.answer("declined", ctx.offer_view(offer, cancellation))
 
 
-def decline(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
+def decline(
+    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str
+) -> dict:
     return _run(uow, settings, now, phone, message_id, "decline", _decline)
 
 
 def defer(
-    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str, not_before: date
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    not_before: date,
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
         assert ctx.patient is not None
@@ -199,7 +210,9 @@ def defer(
         for entry in entries:
             entry.defer_until(not_before)
             entry.updated_at = ctx.now
-            ctx.record("entry_deferred", entry_id=entry.id, data={"not_before": not_before.isoformat()})
+            ctx.record(
+                "entry_deferred", entry_id=entry.id, data={"not_before": not_before.isoformat()}
+            )
         return ctx.answer("deferred", None, not_before=not_before.isoformat())
 
     return _run(uow, settings, now, phone, message_id, "defer", handler)
@@ -268,7 +281,9 @@ def _opt_out(ctx: ReplyContext) -> dict[str, Any]:
     return ctx.answer("opted_out")
 
 
-def opt_out(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
+def opt_out(
+    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str
+) -> dict:
     return _run(uow, settings, now, phone, message_id, "opt_out", _opt_out)
 
 

@@ -98,7 +98,9 @@ class EntryInput:
     notes: str | None = None
 
 
-def _apply(entry: model.WaitlistEntry, data: EntryInput, fields: set[str], settings: Settings) -> None:
+def _apply(
+    entry: model.WaitlistEntry, data: EntryInput, fields: set[str], settings: Settings
+) -> None:
     for name in fields:
         value = getattr(data, name)
         if name == "manual_boost":
@@ -137,8 +139,12 @@ def add_to_waitlist(
         uow.waitlist.add(entry)
         uow.flush()
         uow.events.record(
-            "entry_created", Actor.STAFF, now, actor_ref=staff,
-            patient_id=patient_id, entry_id=entry.id,
+            "entry_created",
+            Actor.STAFF,
+            now,
+            actor_ref=staff,
+            patient_id=patient_id,
+            entry_id=entry.id,
         )
         uow.commit()
         assert entry.id is not None
@@ -185,8 +191,12 @@ def update_entry(
         _apply(entry, data, fields, settings)
         entry.updated_at = now
         uow.events.record(
-            "entry_updated", Actor.STAFF, now, actor_ref=staff,
-            patient_id=entry.patient_id, entry_id=entry.id,
+            "entry_updated",
+            Actor.STAFF,
+            now,
+            actor_ref=staff,
+            patient_id=entry.patient_id,
+            entry_id=entry.id,
             data={"fields": sorted(fields)},
         )
         uow.commit()
@@ -203,8 +213,12 @@ def remove_entry(
         if entry.remove():
             entry.updated_at = now
             uow.events.record(
-                "entry_removed", Actor.STAFF, now, actor_ref=staff,
-                patient_id=entry.patient_id, entry_id=entry.id,
+                "entry_removed",
+                Actor.STAFF,
+                now,
+                actor_ref=staff,
+                patient_id=entry.patient_id,
+                entry_id=entry.id,
             )
         uow.commit()
         return views.entry_view(entry, uow.waitlist.score_parts(entry_id, settings.scoring, now))
@@ -235,7 +249,10 @@ def create_cancellation(
         uow.cancellations.add(cancellation)
         uow.flush()
         uow.events.record(
-            "cancellation_created", Actor.STAFF, now, actor_ref=staff,
+            "cancellation_created",
+            Actor.STAFF,
+            now,
+            actor_ref=staff,
             cancellation_id=cancellation.id,
         )
         uow.commit()
@@ -252,8 +269,13 @@ def get_cancellation(uow: UnitOfWork, cancellation_id: int) -> dict[str, Any]:
             raise NotFound("cancellation", cancellation_id)
         view = views.cancellation_view(cancellation)
         view["events"] = [
-            {"kind": e["kind"], "actor": e["actor"], "occurred_at": views.iso(e["occurred_at"]),
-             "offer_id": e["offer_id"], "patient_id": e["patient_id"]}
+            {
+                "kind": e["kind"],
+                "actor": e["actor"],
+                "occurred_at": views.iso(e["occurred_at"]),
+                "offer_id": e["offer_id"],
+                "patient_id": e["patient_id"],
+            }
             for e in uow.events.for_cancellation(cancellation_id)
         ]
         return view
@@ -278,7 +300,10 @@ def abort_cancellation(
         except DomainError as exc:
             raise Conflict(str(exc), field="status") from exc
         uow.events.record(
-            "cancellation_aborted", Actor.STAFF, now, actor_ref=staff,
+            "cancellation_aborted",
+            Actor.STAFF,
+            now,
+            actor_ref=staff,
             cancellation_id=cancellation_id,
         )
         offering.notify_closed_offers(uow, withdrawn, "offer_withdrawn", now)

@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from sanic import Sanic
 from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
-
-from tests.backend.builders import PHONES, START
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.app import Backend, create_app
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
+
+from tests.backend.builders import PHONES, START
 
 STAFF = {"Authorization": "Bearer staff-secret"}
 ACTIONS = {"Authorization": "Bearer actions-secret"}
@@ -27,12 +27,17 @@ PUBLIC = "https://clinic.example.org"
 @pytest.fixture
 def app(clean_db: Engine) -> Iterator[Sanic]:
     Sanic.test_mode = True
-    settings = Settings.from_env({
-        "STAFF_API_TOKEN": "staff-secret", "ACTIONS_API_TOKEN": "actions-secret",
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PUBLIC_BASE_URL": PUBLIC,
-    })
-    backend = Backend(settings, UnitOfWork.session_factory_for(clean_db), RecordingMessenger(),
-                      FakeClock(START))
+    settings = Settings.from_env(
+        {
+            "STAFF_API_TOKEN": "staff-secret",
+            "ACTIONS_API_TOKEN": "actions-secret",
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "PUBLIC_BASE_URL": PUBLIC,
+        }
+    )
+    backend = Backend(
+        settings, UnitOfWork.session_factory_for(clean_db), RecordingMessenger(), FakeClock(START)
+    )
     app = create_app(backend, name=f"test_backend_{id(backend)}")
     yield app
 
@@ -43,29 +48,61 @@ def call(app: Sanic, method: str, path: str, headers: dict | None = None, **kw: 
 
 
 def setup_clinic(app: Sanic) -> dict[str, int]:
-    provider = call(app, "post", "/api/v1/providers", STAFF,
-                    json={"name": "Dr. Lee", "provider_type": "dermatology"}).json["id"]
-    patient = call(app, "post", "/api/v1/patients", STAFF,
-                   json={"phone": PHONES[0], "display_name": "Ana", "preferred_language": "es"}).json
-    entry = call(app, "post", "/api/v1/waitlist", STAFF,
-                 json={"patient_id": patient["id"], "provider_type": "dermatology", "urgent": True,
-                       "days_of_week": ["thu"]}).json
+    provider = call(
+        app,
+        "post",
+        "/api/v1/providers",
+        STAFF,
+        json={"name": "Dr. Lee", "provider_type": "dermatology"},
+    ).json["id"]
+    patient = call(
+        app,
+        "post",
+        "/api/v1/patients",
+        STAFF,
+        json={"phone": PHONES[0], "display_name": "Ana", "preferred_language": "es"},
+    ).json
+    entry = call(
+        app,
+        "post",
+        "/api/v1/waitlist",
+        STAFF,
+        json={
+            "patient_id": patient["id"],
+            "provider_type": "dermatology",
+            "urgent": True,
+            "days_of_week": ["thu"],
+        },
+    ).json
     return {"provider": provider, "patient": patient["id"], "entry": entry["id"]}
 
 
 def test_staff_flow_fills_a_slot(app: Sanic) -> None:
     ids = setup_clinic(app)
-    response = call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": ids["provider"], "location": "Main Street",
-        "slot_start": "2026-12-03T10:00:00-05:00", "slot_end": "2026-12-03T10:30:00-05:00",
-    })
+    response = call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": ids["provider"],
+            "location": "Main Street",
+            "slot_start": "2026-12-03T10:00:00-05:00",
+            "slot_end": "2026-12-03T10:30:00-05:00",
+        },
+    )
     assert response.status == 201
     body = response.json
     assert body["status"] == "open"
     assert [(o["patient_id"], o["state"]) for o in body["offers"]] == [(ids["patient"], "pending")]
 
-    answer = call(app, "post", "/internal/v1/replies/accept", ACTIONS,
-                  json={"phone": PHONES[0], "message_id": "SM1"})
+    answer = call(
+        app,
+        "post",
+        "/internal/v1/replies/accept",
+        ACTIONS,
+        json={"phone": PHONES[0], "message_id": "SM1"},
+    )
     assert answer.status == 200 and answer.json["outcome"] == "claimed"
     assert answer.json["offer"]["slot_date"] == "jue 3 dic"
 
@@ -77,21 +114,34 @@ def test_staff_flow_fills_a_slot(app: Sanic) -> None:
     assert call(app, "get", "/api/v1/cancellations", STAFF).json == []
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/api/v1/patients", {"phone": "555-1234", "display_name": "Ana"}, "phone"),
-    ("/api/v1/patients", {"phone": "+1555", "display_name": "Ana"}, "phone"),
-    ("/api/v1/patients", {"phone": PHONES[1], "display_name": ""}, "display_name"),
-    ("/api/v1/patients", {"phone": PHONES[1], "display_name": "A", "preferred_language": "fr"},
-     "preferred_language"),
-    ("/api/v1/providers", {"name": "Dr. X"}, "provider_type"),
-    ("/api/v1/waitlist", {"patient_id": "abc"}, "patient_id"),
-    ("/api/v1/waitlist", {"patient_id": 1, "manual_boost": 41}, "manual_boost"),
-    ("/api/v1/waitlist", {"patient_id": 1, "days_of_week": ["funday"]}, "days_of_week.0"),
-    ("/api/v1/waitlist", {"patient_id": 1, "colour": "red"}, "colour"),
-    ("/api/v1/cancellations", {"provider_id": 1, "location": "M",
-                               "slot_start": "2026-12-03T10:00:00", "slot_end": "2026-12-03T10:30:00Z"},
-     "slot_start"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/patients", {"phone": "555-1234", "display_name": "Ana"}, "phone"),
+        ("/api/v1/patients", {"phone": "+1555", "display_name": "Ana"}, "phone"),
+        ("/api/v1/patients", {"phone": PHONES[1], "display_name": ""}, "display_name"),
+        (
+            "/api/v1/patients",
+            {"phone": PHONES[1], "display_name": "A", "preferred_language": "fr"},
+            "preferred_language",
+        ),
+        ("/api/v1/providers", {"name": "Dr. X"}, "provider_type"),
+        ("/api/v1/waitlist", {"patient_id": "abc"}, "patient_id"),
+        ("/api/v1/waitlist", {"patient_id": 1, "manual_boost": 41}, "manual_boost"),
+        ("/api/v1/waitlist", {"patient_id": 1, "days_of_week": ["funday"]}, "days_of_week.0"),
+        ("/api/v1/waitlist", {"patient_id": 1, "colour": "red"}, "colour"),
+        (
+            "/api/v1/cancellations",
+            {
+                "provider_id": 1,
+                "location": "M",
+                "slot_start": "2026-12-03T10:00:00",
+                "slot_end": "2026-12-03T10:30:00Z",
+            },
+            "slot_start",
+        ),
+    ],
+)
 def test_bad_input_names_the_field_and_writes_nothing(
     app: Sanic, clean_db: Engine, path: str, body: dict, field: str
 ) -> None:
@@ -99,69 +149,121 @@ def test_bad_input_names_the_field_and_writes_nothing(
     assert response.status == 422
     assert response.json["field"] == field and field.split(".")[0] in response.json["error"]
     with clean_db.connect() as conn:
-        counts = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM patients) + (SELECT count(*) FROM providers)"
-            " + (SELECT count(*) FROM waitlist_entries) + (SELECT count(*) FROM cancellations)"
-        )).scalar_one()
+        counts = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM patients) + (SELECT count(*) FROM providers)"
+                " + (SELECT count(*) FROM waitlist_entries) + (SELECT count(*) FROM cancellations)"
+            )
+        ).scalar_one()
     assert counts == 0
 
 
 def test_malformed_json_is_400(app: Sanic) -> None:
-    response = call(app, "post", "/api/v1/providers", STAFF, content="{not json",
-                    )
+    response = call(
+        app,
+        "post",
+        "/api/v1/providers",
+        STAFF,
+        content="{not json",
+    )
     assert response.status == 400 and "JSON" in response.json["error"]
 
 
 def test_rule_violations(app: Sanic) -> None:
     ids = setup_clinic(app)
-    past = call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": ids["provider"], "location": "M",
-        "slot_start": "2026-11-30T10:00:00-05:00", "slot_end": "2026-11-30T10:30:00-05:00"})
+    past = call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": ids["provider"],
+            "location": "M",
+            "slot_start": "2026-11-30T10:00:00-05:00",
+            "slot_end": "2026-11-30T10:30:00-05:00",
+        },
+    )
     assert past.status == 422 and "past" in past.json["error"]
-    backwards = call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": ids["provider"], "location": "M",
-        "slot_start": "2026-12-03T10:30:00-05:00", "slot_end": "2026-12-03T10:00:00-05:00"})
+    backwards = call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": ids["provider"],
+            "location": "M",
+            "slot_start": "2026-12-03T10:30:00-05:00",
+            "slot_end": "2026-12-03T10:00:00-05:00",
+        },
+    )
     assert backwards.status == 422
-    duplicate = call(app, "post", "/api/v1/patients", STAFF,
-                     json={"phone": PHONES[0], "display_name": "B"})
+    duplicate = call(
+        app, "post", "/api/v1/patients", STAFF, json={"phone": PHONES[0], "display_name": "B"}
+    )
     assert duplicate.status == 409 and duplicate.json["field"] == "phone"
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("get", "/api/v1/patients/999"), ("get", "/api/v1/waitlist/999"),
-    ("get", "/api/v1/cancellations/999"), ("post", "/api/v1/cancellations/999/abort"),
-    ("delete", "/api/v1/waitlist/999"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/patients/999"),
+        ("get", "/api/v1/waitlist/999"),
+        ("get", "/api/v1/cancellations/999"),
+        ("post", "/api/v1/cancellations/999/abort"),
+        ("delete", "/api/v1/waitlist/999"),
+    ],
+)
 def test_unknown_ids_are_404(app: Sanic, method: str, path: str) -> None:
     response = call(app, method, path, STAFF)
     assert response.status == 404 and "not found" in response.json["error"]
 
 
 def test_unknown_provider_in_cancellation_is_404(app: Sanic) -> None:
-    response = call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": 42, "location": "M",
-        "slot_start": "2026-12-03T10:00:00-05:00", "slot_end": "2026-12-03T10:30:00-05:00"})
+    response = call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": 42,
+            "location": "M",
+            "slot_start": "2026-12-03T10:00:00-05:00",
+            "slot_end": "2026-12-03T10:30:00-05:00",
+        },
+    )
     assert response.status == 404
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, ACTIONS,
-                                     {"Authorization": "staff-secret"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, ACTIONS, {"Authorization": "staff-secret"}]
+)
 def test_staff_api_needs_the_staff_token(app: Sanic, headers: dict) -> None:
-    response = call(app, "post", "/api/v1/providers", headers,
-                    json={"name": "Dr. Lee", "provider_type": "x"})
+    response = call(
+        app, "post", "/api/v1/providers", headers, json={"name": "Dr. Lee", "provider_type": "x"}
+    )
     assert response.status == 401
 
 
 @pytest.mark.parametrize("headers", [{}, STAFF])
 def test_reply_api_needs_the_actions_token(app: Sanic, headers: dict) -> None:
-    response = call(app, "post", "/internal/v1/replies/accept", headers,
-                    json={"phone": PHONES[0], "message_id": "SM1"})
+    response = call(
+        app,
+        "post",
+        "/internal/v1/replies/accept",
+        headers,
+        json={"phone": PHONES[0], "message_id": "SM1"},
+    )
     assert response.status == 401
 
 
 def test_reply_api_validates_phone(app: Sanic) -> None:
-    response = call(app, "post", "/internal/v1/replies/accept", ACTIONS,
-                    json={"phone": "12345", "message_id": "SM1"})
+    response = call(
+        app,
+        "post",
+        "/internal/v1/replies/accept",
+        ACTIONS,
+        json={"phone": "12345", "message_id": "SM1"},
+    )
     assert response.status == 422 and response.json["field"] == "phone"
     response = call(app, "get", "/internal/v1/offers/current?phone=nope", ACTIONS)
     assert response.status == 422
@@ -169,11 +271,17 @@ def test_reply_api_validates_phone(app: Sanic) -> None:
 
 def test_boost_and_remove(app: Sanic) -> None:
     ids = setup_clinic(app)
-    boosted = call(app, "post", f"/api/v1/waitlist/{ids['entry']}/boost", STAFF,
-                   json={"manual_boost": 12}).json
+    boosted = call(
+        app, "post", f"/api/v1/waitlist/{ids['entry']}/boost", STAFF, json={"manual_boost": 12}
+    ).json
     assert boosted["manual_boost"] == 12 and boosted["score"] == 42
-    patched = call(app, "patch", f"/api/v1/waitlist/{ids['entry']}", STAFF,
-                   json={"not_before": "2026-12-10", "urgent": False}).json
+    patched = call(
+        app,
+        "patch",
+        f"/api/v1/waitlist/{ids['entry']}",
+        STAFF,
+        json={"not_before": "2026-12-10", "urgent": False},
+    ).json
     assert (patched["not_before"], patched["urgent"], patched["score"]) == ("2026-12-10", False, 12)
     removed = call(app, "delete", f"/api/v1/waitlist/{ids['entry']}", STAFF).json
     assert removed["status"] == "removed"
@@ -181,10 +289,21 @@ def test_boost_and_remove(app: Sanic) -> None:
 
 def test_abort_and_list(app: Sanic) -> None:
     ids = setup_clinic(app)
-    created = call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": ids["provider"], "location": "Main Street",
-        "slot_start": "2026-12-03T10:00:00-05:00", "slot_end": "2026-12-03T10:30:00-05:00"}).json
-    assert [c["id"] for c in call(app, "get", "/api/v1/cancellations", STAFF).json] == [created["id"]]
+    created = call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": ids["provider"],
+            "location": "Main Street",
+            "slot_start": "2026-12-03T10:00:00-05:00",
+            "slot_end": "2026-12-03T10:30:00-05:00",
+        },
+    ).json
+    assert [c["id"] for c in call(app, "get", "/api/v1/cancellations", STAFF).json] == [
+        created["id"]
+    ]
     aborted = call(app, "post", f"/api/v1/cancellations/{created['id']}/abort", STAFF)
     assert aborted.status == 200 and aborted.json["status"] == "aborted"
     assert aborted.json["offers"][0]["state"] == "withdrawn"
@@ -199,12 +318,27 @@ def _signed(params: dict[str, str], path: str = "/webhooks/twilio/status") -> di
 
 def test_status_callback_signature(app: Sanic) -> None:
     ids = setup_clinic(app)
-    call(app, "post", "/api/v1/cancellations", STAFF, json={
-        "provider_id": ids["provider"], "location": "Main Street",
-        "slot_start": "2026-12-03T10:00:00-05:00", "slot_end": "2026-12-03T10:30:00-05:00"})
-    params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "undelivered", "To": PHONES[0],
-              "ErrorCode": "30003"}
-    forged = call(app, "post", "/webhooks/twilio/status", {"X-Twilio-Signature": "bad"}, data=params)
+    call(
+        app,
+        "post",
+        "/api/v1/cancellations",
+        STAFF,
+        json={
+            "provider_id": ids["provider"],
+            "location": "Main Street",
+            "slot_start": "2026-12-03T10:00:00-05:00",
+            "slot_end": "2026-12-03T10:30:00-05:00",
+        },
+    )
+    params = {
+        "MessageSid": "SM" + "a" * 32,
+        "MessageStatus": "undelivered",
+        "To": PHONES[0],
+        "ErrorCode": "30003",
+    }
+    forged = call(
+        app, "post", "/webhooks/twilio/status", {"X-Twilio-Signature": "bad"}, data=params
+    )
     assert forged.status == 403
     unsigned = call(app, "post", "/webhooks/twilio/status", {}, data=params)
     assert unsigned.status == 403

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-
-from tests.backend import builders
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.scheduler import Worker
 from waitlist.service_layer import dispatch, offering, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
+
+from tests.backend import builders
 
 
 def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -45,7 +45,9 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
 def accepted_rows(engine: Engine, cancellation_id: int) -> int:
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("SELECT count(*) FROM offers WHERE cancellation_id = :c AND state = 'accepted'"),
+            sa.text(
+                "SELECT count(*) FROM offers WHERE cancellation_id = :c AND state = 'accepted'"
+            ),
             {"c": cancellation_id},
         ).scalar_one()
 
@@ -53,8 +55,11 @@ def accepted_rows(engine: Engine, cancellation_id: int) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("repetition", range(20))
 def test_fifty_concurrent_accepts_have_exactly_one_winner(
-    uow_factory: Callable[[], UnitOfWork], clean_db: Engine, clock: FakeClock,
-    messenger: RecordingMessenger, repetition: int,
+    uow_factory: Callable[[], UnitOfWork],
+    clean_db: Engine,
+    clock: FakeClock,
+    messenger: RecordingMessenger,
+    repetition: int,
 ) -> None:
     settings = Settings.from_env({"BATCH_SIZE": "50"})
     uow = uow_factory()
@@ -92,15 +97,20 @@ def test_database_refuses_a_second_accepted_offer(
     builders.waitlisted(uow, clock.now(), settings, 2)
     cid = builders.cancellation(uow, clock.now(), settings, prov)
     with pytest.raises(sa.exc.IntegrityError), clean_db.begin() as conn:
-        conn.execute(sa.text("UPDATE offers SET state = 'accepted' WHERE cancellation_id = :c"),
-                     {"c": cid})
+        conn.execute(
+            sa.text("UPDATE offers SET state = 'accepted' WHERE cancellation_id = :c"), {"c": cid}
+        )
     assert accepted_rows(clean_db, cid) == 0
 
 
 @pytest.mark.parametrize("repetition", range(10))
 def test_claim_racing_the_expiry_sweep(
-    uow_factory: Callable[[], UnitOfWork], clean_db: Engine, clock: FakeClock,
-    settings: Settings, messenger: RecordingMessenger, repetition: int,
+    uow_factory: Callable[[], UnitOfWork],
+    clean_db: Engine,
+    clock: FakeClock,
+    settings: Settings,
+    messenger: RecordingMessenger,
+    repetition: int,
 ) -> None:
     uow = uow_factory()
     prov = builders.provider(uow, clock.now())
@@ -109,10 +119,14 @@ def test_claim_racing_the_expiry_sweep(
     dispatch.dispatch_due(uow, messenger, clock, settings)
     at_expiry = clock.advance(minutes=7)
 
-    answer, sweep_result = run_together([
-        lambda: replies.accept(uow_factory(), settings, at_expiry, builders.PHONES[0], "SM-late"),
-        lambda: offering.sweep(uow_factory(), at_expiry, settings),
-    ])
+    answer, sweep_result = run_together(
+        [
+            lambda: replies.accept(
+                uow_factory(), settings, at_expiry, builders.PHONES[0], "SM-late"
+            ),
+            lambda: offering.sweep(uow_factory(), at_expiry, settings),
+        ]
+    )
 
     assert isinstance(answer, dict) and answer["outcome"] == "late_claimed", answer
     assert isinstance(sweep_result, dict), sweep_result
@@ -124,14 +138,19 @@ def test_claim_racing_the_expiry_sweep(
 
 
 def test_two_sweepers_never_process_a_row_twice(
-    uow_factory: Callable[[], UnitOfWork], clean_db: Engine, clock: FakeClock,
-    settings: Settings, messenger: RecordingMessenger,
+    uow_factory: Callable[[], UnitOfWork],
+    clean_db: Engine,
+    clock: FakeClock,
+    settings: Settings,
+    messenger: RecordingMessenger,
 ) -> None:
     uow = uow_factory()
     prov = builders.provider(uow, clock.now())
     builders.waitlisted(uow, clock.now(), settings, 90)
     cancellations = [
-        builders.cancellation(uow, clock.now(), settings, prov, starts_in=timedelta(days=2, hours=n))
+        builders.cancellation(
+            uow, clock.now(), settings, prov, starts_in=timedelta(days=2, hours=n)
+        )
         for n in range(10)
     ]
     dispatch.dispatch_due(uow, messenger, clock, settings)
@@ -142,9 +161,11 @@ def test_two_sweepers_never_process_a_row_twice(
     assert all(isinstance(r, dict) for r in results), results
     assert sum(r["expired"] for r in results) == 30
     with clean_db.connect() as conn:
-        expired_events = conn.execute(sa.text(
-            "SELECT offer_id, count(*) FROM events WHERE kind = 'offer_expired' GROUP BY offer_id"
-        )).all()
+        expired_events = conn.execute(
+            sa.text(
+                "SELECT offer_id, count(*) FROM events WHERE kind = 'offer_expired' GROUP BY offer_id"
+            )
+        ).all()
     assert len(expired_events) == 30 and all(n == 1 for _, n in expired_events)
     for cid in cancellations:
         states = Counter(builders.states(uow, cid).values())
@@ -183,7 +204,10 @@ def test_restart_in_the_middle_of_a_hold(
         worker.stop()
         second_engine.dispose()
     assert builders.states(UnitOfWork(UnitOfWork.session_factory_for(clean_db)), cid) == {
-        patients[0]: "expired", patients[1]: "expired", patients[2]: "expired",
-        patients[3]: "pending", patients[4]: "pending",
+        patients[0]: "expired",
+        patients[1]: "expired",
+        patients[2]: "expired",
+        patients[3]: "pending",
+        patients[4]: "pending",
     }
     assert [m.phone for m in messenger.sent[-2:]] == builders.PHONES[3:5]

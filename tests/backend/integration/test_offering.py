@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.backend import builders
 from waitlist.adapters.messenger import RecordingMessenger, SendError
 from waitlist.config import Settings
 from waitlist.service_layer import dispatch, offering, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
+from tests.backend import builders
 
-def setup_slot(uow: UnitOfWork, clock: FakeClock, settings: Settings, patients: int = 5,
-               starts_in: timedelta = timedelta(days=2)) -> tuple[int, list[int]]:
+
+def setup_slot(
+    uow: UnitOfWork,
+    clock: FakeClock,
+    settings: Settings,
+    patients: int = 5,
+    starts_in: timedelta = timedelta(days=2),
+) -> tuple[int, list[int]]:
     prov = builders.provider(uow, clock.now())
     ids = builders.waitlisted(uow, clock.now(), settings, patients)
     return builders.cancellation(uow, clock.now(), settings, prov, starts_in=starts_in), ids
@@ -28,7 +34,11 @@ def test_new_cancellation_offers_first_batch_and_texts_it(
     assert [m.phone for m in messenger.sent] == builders.PHONES[:3]
     first = messenger.sent[0]
     assert (first.kind, first.slot_date, first.slot_time, first.location, first.hold_minutes) == (
-        "offer", "Thu Dec 3", "10:00 AM", "Main Street", 7,
+        "offer",
+        "Thu Dec 3",
+        "10:00 AM",
+        "Main Street",
+        7,
     )
     offers = builders.offers_of(uow, cid)
     assert all(o["sent_at"] == clock.now().isoformat() for o in offers)
@@ -43,7 +53,10 @@ def test_decline_refills_the_seat_at_once(
     answer = replies.decline(uow, settings, clock.now(), builders.PHONES[1], "SM-decline")
     assert answer["outcome"] == "declined"
     assert builders.states(uow, cid) == {
-        ids[0]: "pending", ids[1]: "declined", ids[2]: "pending", ids[3]: "pending",
+        ids[0]: "pending",
+        ids[1]: "declined",
+        ids[2]: "pending",
+        ids[3]: "pending",
     }
     dispatch.dispatch_due(uow, messenger, clock, settings)
     assert messenger.sent[-1].phone == builders.PHONES[3]
@@ -60,8 +73,11 @@ def test_expiry_refills_after_the_sweep(
     result = offering.sweep(uow, clock.now(), settings)
     assert result["expired"] == 3 and result["offered"] == 2  # only 5 patients on the list
     assert builders.states(uow, cid) == {
-        ids[0]: "expired", ids[1]: "expired", ids[2]: "expired",
-        ids[3]: "pending", ids[4]: "pending",
+        ids[0]: "expired",
+        ids[1]: "expired",
+        ids[2]: "expired",
+        ids[3]: "pending",
+        ids[4]: "pending",
     }
 
 
@@ -159,7 +175,10 @@ def test_strict_batches_wait_for_the_whole_batch(
     assert builders.states(uow, cid) == {ids[0]: "declined", ids[1]: "pending"}
     replies.decline(uow, strict, clock.now(), builders.PHONES[1], "SM-2")
     assert builders.states(uow, cid) == {
-        ids[0]: "declined", ids[1]: "declined", ids[2]: "pending", ids[3]: "pending",
+        ids[0]: "declined",
+        ids[1]: "declined",
+        ids[2]: "pending",
+        ids[3]: "pending",
     }
 
 
@@ -172,8 +191,10 @@ def test_abort_withdraws_and_tells_patients(
     assert view["status"] == "aborted"
     assert {o["state"] for o in view["offers"]} == {"withdrawn"}
     dispatch.dispatch_due(uow, messenger, clock, settings)
-    assert sorted(m.phone for m in messenger.sent if m.kind == "offer_withdrawn") == \
-        builders.PHONES[:3]
+    assert (
+        sorted(m.phone for m in messenger.sent if m.kind == "offer_withdrawn")
+        == builders.PHONES[:3]
+    )
 
 
 def test_offer_withdrawn_before_sending_is_never_sent(

@@ -7,20 +7,25 @@ from collections.abc import Callable
 from datetime import date, time, timedelta
 
 from sqlalchemy.engine import Engine
-
-from tests.backend import builders
-from tests.backend.integration.test_claims import run_together
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.service_layer import dispatch, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
+from tests.backend import builders
+from tests.backend.integration.test_claims import run_together
+
 P0, P1, P2 = builders.PHONES[:3]
 
 
-def offered_slot(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                 messenger: RecordingMessenger, patients: int = 4) -> tuple[int, list[int]]:
+def offered_slot(
+    uow: UnitOfWork,
+    clock: FakeClock,
+    settings: Settings,
+    messenger: RecordingMessenger,
+    patients: int = 4,
+) -> tuple[int, list[int]]:
     prov = builders.provider(uow, clock.now())
     ids = builders.waitlisted(uow, clock.now(), settings, patients)
     cid = builders.cancellation(uow, clock.now(), settings, prov)
@@ -28,8 +33,9 @@ def offered_slot(uow: UnitOfWork, clock: FakeClock, settings: Settings,
     return cid, ids
 
 
-def test_accept_claims_with_slot_details(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                                         messenger: RecordingMessenger) -> None:
+def test_accept_claims_with_slot_details(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, messenger: RecordingMessenger
+) -> None:
     cid, ids = offered_slot(uow, clock, settings, messenger)
     answer = replies.accept(uow, settings, clock.now(), P1, "SM1")
     assert answer["outcome"] == "claimed"
@@ -78,8 +84,11 @@ def test_duplicate_message_id_has_one_effect(
 
 
 def test_duplicate_deliveries_at_the_same_moment(
-    uow_factory: Callable[[], UnitOfWork], clean_db: Engine, clock: FakeClock,
-    settings: Settings, messenger: RecordingMessenger,
+    uow_factory: Callable[[], UnitOfWork],
+    clean_db: Engine,
+    clock: FakeClock,
+    settings: Settings,
+    messenger: RecordingMessenger,
 ) -> None:
     uow = uow_factory()
     cid, ids = offered_slot(uow, clock, settings, messenger)
@@ -154,8 +163,9 @@ def test_wrong_number_opts_out_and_flags_for_staff(
     assert events[0]["data"] == {"reason": "wrong_number"}
 
 
-def test_current_offer_details(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                               messenger: RecordingMessenger) -> None:
+def test_current_offer_details(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, messenger: RecordingMessenger
+) -> None:
     offered_slot(uow, clock, settings, messenger)
     clock.advance(minutes=2)
     answer = replies.current_offer(uow, settings, clock.now(), P0)
@@ -164,8 +174,9 @@ def test_current_offer_details(uow: UnitOfWork, clock: FakeClock, settings: Sett
     assert answer["offer"]["slot_start"] == "2026-12-03T10:00:00-05:00"
 
 
-def test_spanish_patient_gets_spanish_date(uow: UnitOfWork, clock: FakeClock,
-                                           settings: Settings, messenger: RecordingMessenger) -> None:
+def test_spanish_patient_gets_spanish_date(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, messenger: RecordingMessenger
+) -> None:
     prov = builders.provider(uow, clock.now())
     pid = builders.patient(uow, clock.now(), 0, language="es")
     builders.entry(uow, clock.now(), settings, pid)

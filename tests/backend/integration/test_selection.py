@@ -6,13 +6,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from tests.backend import builders
 from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.service_layer import dispatch, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
+
+from tests.backend import builders
 
 NY = ZoneInfo("America/New_York")
 # the slot used by every case: Thursday 2026-12-03 14:00-14:30 New York, provider "Dr. Lee"
@@ -42,17 +42,26 @@ CASES = [
 ]
 
 
-def _slot_cancellation(uow: UnitOfWork, clock: FakeClock, settings: Settings, provider_id: int) -> int:
+def _slot_cancellation(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, provider_id: int
+) -> int:
     view = staff.create_cancellation(
-        uow, provider_id, "Main Street", SLOT_START, SLOT_START + timedelta(minutes=30),
-        clock.now(), settings, "test",
+        uow,
+        provider_id,
+        "Main Street",
+        SLOT_START,
+        SLOT_START + timedelta(minutes=30),
+        clock.now(),
+        settings,
+        "test",
     )
     return view["id"]
 
 
 @pytest.mark.parametrize(("fields", "eligible"), CASES)
-def test_eligibility_rule(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                          fields: dict, eligible: bool) -> None:
+def test_eligibility_rule(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, fields: dict, eligible: bool
+) -> None:
     now = clock.now()
     slot_provider = builders.provider(uow, now, "Dr. Lee", "dermatology")
     other_provider = builders.provider(uow, now, "Dr. Ortiz", "dermatology")
@@ -68,7 +77,9 @@ def test_eligibility_rule(uow: UnitOfWork, clock: FakeClock, settings: Settings,
     assert (pid in offered) is eligible
 
 
-def test_opted_out_patient_is_skipped(uow: UnitOfWork, clock: FakeClock, settings: Settings) -> None:
+def test_opted_out_patient_is_skipped(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings
+) -> None:
     now = clock.now()
     prov = builders.provider(uow, now)
     a, b = builders.waitlisted(uow, now, settings, 2)
@@ -89,8 +100,9 @@ def test_patient_with_a_pending_offer_elsewhere_is_skipped(
     assert builders.states(uow, second) == {}
 
 
-def test_daily_and_weekly_caps(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                               messenger) -> None:
+def test_daily_and_weekly_caps(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, messenger
+) -> None:
     """3 offers in 24 hours, 6 in 7 days: the 4th offer the same day goes to nobody."""
     prov = builders.provider(uow, clock.now())
     (a,) = builders.waitlisted(uow, clock.now(), settings, 1)
@@ -98,8 +110,9 @@ def test_daily_and_weekly_caps(uow: UnitOfWork, clock: FakeClock, settings: Sett
     for day in range(8):
         for n in range(4):
             clock.set(builders.START + timedelta(days=day, minutes=n * 10))
-            cid = builders.cancellation(uow, clock.now(), settings, prov,
-                                        starts_in=timedelta(days=20 + day, hours=n))
+            cid = builders.cancellation(
+                uow, clock.now(), settings, prov, starts_in=timedelta(days=20 + day, hours=n)
+            )
             if a in builders.states(uow, cid):
                 offered_days.append(day)
                 dispatch.dispatch_due(uow, messenger, clock, settings)
@@ -111,8 +124,9 @@ def test_daily_and_weekly_caps(uow: UnitOfWork, clock: FakeClock, settings: Sett
     assert offered_days.count(7) == 3
 
 
-def test_order_is_score_then_earliest_joined(uow: UnitOfWork, clock: FakeClock,
-                                             settings: Settings) -> None:
+def test_order_is_score_then_earliest_joined(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings
+) -> None:
     now = clock.now()
     prov = builders.provider(uow, now)
     plain_early = builders.patient(uow, now, 0)
@@ -139,8 +153,13 @@ def test_order_is_score_then_earliest_joined(uow: UnitOfWork, clock: FakeClock,
 
 @pytest.mark.parametrize("days_waited", [0, 29, 30, 61, 299, 300, 1000])
 @pytest.mark.parametrize("appointment_days", [None, 10, 30, 89, 90, 179, 180, 400])
-def test_sql_score_matches_domain_score(uow: UnitOfWork, clock: FakeClock, settings: Settings,
-                                       days_waited: int, appointment_days: int | None) -> None:
+def test_sql_score_matches_domain_score(
+    uow: UnitOfWork,
+    clock: FakeClock,
+    settings: Settings,
+    days_waited: int,
+    appointment_days: int | None,
+) -> None:
     now = clock.now()
     pid = builders.patient(uow, now, 0)
     fields = {"urgent": True, "manual_boost": 7}
@@ -158,8 +177,9 @@ def test_sql_score_matches_domain_score(uow: UnitOfWork, clock: FakeClock, setti
     assert view["score"] == expected_score
 
 
-def test_entry_fulfilled_or_removed_is_not_offered(uow: UnitOfWork, clock: FakeClock,
-                                                    settings: Settings) -> None:
+def test_entry_fulfilled_or_removed_is_not_offered(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings
+) -> None:
     now = clock.now()
     prov = builders.provider(uow, now)
     a, b = builders.waitlisted(uow, now, settings, 2)

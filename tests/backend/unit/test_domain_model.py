@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from waitlist.domain.model import (
     Cancellation,
     CancellationStatus,
@@ -27,8 +26,14 @@ POLICY = OfferingPolicy(timezone=NY)
 
 
 def cancellation_with_offers(count: int, start: datetime = NOW + timedelta(days=1)) -> Cancellation:
-    c = Cancellation(provider_id=1, location="Main", slot_start=start,
-                     slot_end=start + timedelta(minutes=30), created_at=NOW, id=1)
+    c = Cancellation(
+        provider_id=1,
+        location="Main",
+        slot_start=start,
+        slot_end=start + timedelta(minutes=30),
+        created_at=NOW,
+        id=1,
+    )
     for n in range(count):
         offer = Offer(cancellation_id=1, entry_id=n, patient_id=n, created_at=NOW, id=n + 1)
         offer.mark_sent(NOW, POLICY.hold)
@@ -43,7 +48,9 @@ class TestClaim:
         assert result.outcome == ClaimOutcome.CLAIMED
         assert c.status == CancellationStatus.FILLED and c.filled_by_patient_id == 1
         assert [o.state for o in c.offers] == [
-            OfferState.WITHDRAWN, OfferState.ACCEPTED, OfferState.WITHDRAWN,
+            OfferState.WITHDRAWN,
+            OfferState.ACCEPTED,
+            OfferState.WITHDRAWN,
         ]
         assert {o.id for o in result.withdrawn} == {1, 3}
 
@@ -150,9 +157,15 @@ class TestScore:
             ({"joined_at": NOW - timedelta(days=30)}, 1),
             ({"joined_at": NOW - timedelta(days=95)}, 3),
             ({"joined_at": NOW - timedelta(days=3000)}, 10),
-            ({"urgent": True, "manual_boost": 5,
-              "current_appointment_at": NOW + timedelta(days=200),
-              "joined_at": NOW - timedelta(days=60)}, 57),
+            (
+                {
+                    "urgent": True,
+                    "manual_boost": 5,
+                    "current_appointment_at": NOW + timedelta(days=200),
+                    "joined_at": NOW - timedelta(days=60),
+                },
+                57,
+            ),
         ],
     )
     def test_score(self, fields: dict, expected: int) -> None:
@@ -160,8 +173,13 @@ class TestScore:
         assert ScoringPolicy().score(e, NOW) == expected
 
 
-SLOT = Slot(provider_id=7, provider_type="dermatology", location="Main",
-            start=datetime(2026, 12, 3, 14, 0, tzinfo=NY), end=datetime(2026, 12, 3, 14, 30, tzinfo=NY))
+SLOT = Slot(
+    provider_id=7,
+    provider_type="dermatology",
+    location="Main",
+    start=datetime(2026, 12, 3, 14, 0, tzinfo=NY),
+    end=datetime(2026, 12, 3, 14, 30, tzinfo=NY),
+)
 
 
 class TestEligibility:

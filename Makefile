@@ -1,0 +1,108 @@
+# Clinic waitlist SMS assistant.
+#   make run    set up everything needed (venvs, model, database) and run the product
+#   make test   set up everything needed and run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BACKEND_VENV := .venv-backend
+RASA_VENV    := .venv-rasa
+BPY          := $(BACKEND_VENV)/bin/python
+RPY          := $(RASA_VENV)/bin/python
+RASA         := $(RASA_VENV)/bin/rasa
+MODEL        := models/waitlist.tar.gz
+RASA_DATA    := $(shell find data nlu_components -type f 2>/dev/null) domain.yml config.yml
+
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export PYTHONDONTWRITEBYTECODE := 1
+# Rasa and TensorFlow are chatty and phone home for telemetry unless told not to
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help run demo test lint test-backend test-simulator test-rasa test-actions test-e2e \
+        validate train nlu-cross-validation bench clean
+
+help:
+	@echo "make run     run the product (backend, Rasa, action server, SMS simulator)"
+	@echo "make test    run every test"
+	@echo "make demo    narrate a scripted scenario against a running 'make run'"
+	@echo "make bench   run the benchmarks under bench/"
+	@echo "make nlu-cross-validation   5-fold NLU cross-validation, report in results/"
+
+# ---------------------------------------------------------------------------------------------
+# Set-up: virtual environments and the trained model. Re-done only when their inputs change.
+
+$(BACKEND_VENV)/.installed: backend/requirements.txt backend/requirements-dev.txt
+	@python=$$(scripts/find_python.sh 3.11 3.12 3.13) && \
+	  echo "creating $(BACKEND_VENV) with $$python" && \
+	  "$$python" -m venv $(BACKEND_VENV)
+	$(BPY) -m pip install --quiet --upgrade pip
+	$(BPY) -m pip install --quiet -r backend/requirements-dev.txt
+	@touch $@
+
+$(RASA_VENV)/.installed: requirements-rasa.txt requirements-rasa-dev.txt
+	@python=$$(scripts/find_python.sh 3.10) && \
+	  echo "creating $(RASA_VENV) with $$python (Rasa 3.6 needs Python 3.10)" && \
+	  "$$python" -m venv $(RASA_VENV)
+	$(RPY) -m pip install --quiet --upgrade pip
+	$(RPY) -m pip install --quiet -r requirements-rasa-dev.txt
+	@touch $@
+
+venvs: $(BACKEND_VENV)/.installed $(RASA_VENV)/.installed
+
+$(MODEL): $(RASA_VENV)/.installed $(RASA_DATA)
+	@mkdir -p models
+	@start=$$(date +%s); \
+	  $(RASA) train --fixed-model-name waitlist --out models --quiet && \
+	  echo "rasa train took $$(( $$(date +%s) - start )) s"
+
+train: $(MODEL)
+
+# ---------------------------------------------------------------------------------------------
+# The product
+
+run: venvs $(MODEL)
+	$(BPY) -m launcher
+
+demo: venvs
+	$(BPY) -m launcher.demo
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+test: lint test-backend test-simulator test-rasa test-actions test-e2e
+	@echo "all test suites passed"
+
+lint: venvs
+	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator bench tests actions channels nlu_components
+
+test-backend: $(BACKEND_VENV)/.installed
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(BPY) -m pytest tests/backend -q -p no:cacheprovider
+
+test-simulator: $(BACKEND_VENV)/.installed
+	$(BPY) -m pytest tests/sms_simulator -q -p no:cacheprovider
+
+validate: $(RASA_VENV)/.installed
+	$(RASA) data validate --fail-on-warnings --quiet
+
+test-rasa: validate $(MODEL)
+	$(RASA) test core --stories tests/stories --model $(MODEL) \
+	  --fail-on-prediction-errors --out results/stories --e2e
+
+test-actions: $(RASA_VENV)/.installed
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(RPY) -m pytest tests/actions tests/channels -q -p no:cacheprovider
+
+test-e2e: venvs $(MODEL)
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(BPY) -m pytest tests/e2e -q -p no:cacheprovider
+
+nlu-cross-validation: $(RASA_VENV)/.installed
+	scripts/nlu_cross_validation.sh
+
+bench: venvs
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(BPY) -m bench.selection && $(BPY) -m bench.claims && $(BPY) -m bench.sweep
+
+clean:
+	rm -rf $(BACKEND_VENV) $(RASA_VENV) models results .rasa

@@ -1,0 +1,301 @@
+"""Who gets offered a slot: eligibility and priority score, computed in SQL at selection time.
+
+Scoring every eligible entry is simple but slow on a long list (a slot for a common provider type can
+have 50,000 eligible entries out of 1,000,000). The score is bounded, though:
+
+    score = static (urgent + staff boost)  +  appointment points (<= 20)  +  waiting points (<= 10)
+
+and waiting points only grow the earlier a patient joined. So entries are walked through partial
+indexes in (static part descending, joined-at ascending) order, one walk per way of matching the
+slot (its provider type; "anyone"), split into urgent, boosted and plain entries. A walk stops as
+soon as nothing further along it could still enter the top k: the best score an unseen entry could
+have (its static level + max appointment points + waiting points at the walk's position) is below
+the k-th best, or equal with a later join date, which loses the tie. Entries naming the slot's
+provider are few and scored in full.
+
+The result is exactly that of `EXHAUSTIVE_SQL`, which the tests compare against on random data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from waitlist.domain import model
+
+PAGE = 16
+SPARE = 5  # extra rows, in case one patient has several eligible entries
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry_id: int
+    patient_id: int
+    score: int
+    joined_at: datetime
+
+    @property
+    def rank_key(self) -> tuple[int, datetime, int]:
+        # best first: highest score, then earliest joined, then lowest id
+        return (-self.score, self.joined_at, self.entry_id)
+
+
+def score_params(scoring: model.ScoringPolicy, now: datetime) -> dict[str, Any]:
+    tiers = list(scoring.appointment_tiers) + [(10**6, 0)] * (3 - len(scoring.appointment_tiers))
+    return {
+        "now": now,
+        "urgent_points": scoring.urgent_points,
+        "tier1_at": now + timedelta(days=tiers[0][0]),
+        "tier1_points": tiers[0][1],
+        "tier2_at": now + timedelta(days=tiers[1][0]),
+        "tier2_points": tiers[1][1],
+        "tier3_at": now + timedelta(days=tiers[2][0]),
+        "tier3_points": tiers[2][1],
+        "wait_step": scoring.points_per_30_days_waiting,
+        "max_wait": scoring.max_waiting_points,
+    }
+
+
+def slot_params(
+    cancellation: model.Cancellation,
+    slot: model.Slot,
+    policy: model.OfferingPolicy,
+    scoring: model.ScoringPolicy,
+    now: datetime,
+) -> dict[str, Any]:
+    local_start = slot.start.astimezone(policy.timezone)
+    local_end = slot.end.astimezone(policy.timezone)
+    return {
+        **score_params(scoring, now),
+        "cancellation_id": cancellation.id,
+        "provider_id": slot.provider_id,
+        "provider_type": slot.provider_type,
+        "location": slot.location,
+        "slot_start": slot.start,
+        "slot_date": local_start.date(),
+        "slot_dow": local_start.weekday(),
+        "slot_time": local_start.time(),
+        "slot_end_time": local_end.time(),
+        "day_ago": now - timedelta(days=1),
+        "week_ago": now - timedelta(days=7),
+        "daily_cap": policy.daily_cap,
+        "weekly_cap": policy.weekly_cap,
+    }
+
+
+# The score, in one place for every query. Mirrors model.ScoringPolicy.parts().
+SCORE_PARTS = """
+    CASE WHEN w.urgent THEN :urgent_points ELSE 0 END AS urgent,
+    w.manual_boost AS boost,
+    CASE
+        WHEN w.current_appointment_at IS NULL THEN 0
+        WHEN w.current_appointment_at >= :tier1_at THEN :tier1_points
+        WHEN w.current_appointment_at >= :tier2_at THEN :tier2_points
+        WHEN w.current_appointment_at >= :tier3_at THEN :tier3_points
+        ELSE 0
+    END AS appointment,
+    LEAST(:max_wait, GREATEST(0,
+        floor(extract(epoch FROM (CAST(:now AS timestamptz) - w.joined_at)) / 2592000)::int
+        * :wait_step
+    )) AS waiting
+"""
+
+# Every eligibility rule except "which provider" (mirrors model.WaitlistEntry.accepts()),
+# in two parts: what the entry itself says, and what its patient's offers say.
+ENTRY_RULES = """
+    w.status = 'active'
+    AND NOT p.opted_out
+    AND (w.location IS NULL OR lower(w.location) = lower(:location))
+    AND (w.current_appointment_at IS NULL OR w.current_appointment_at > :slot_start)
+    AND (w.not_before IS NULL OR w.not_before <= :slot_date)
+    AND (w.not_after IS NULL OR w.not_after >= :slot_date)
+    AND (w.days_of_week IS NULL OR CAST(:slot_dow AS smallint) = ANY(w.days_of_week))
+    AND (w.earliest_time IS NULL OR w.earliest_time <= :slot_time)
+    AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)
+"""
+OFFER_RULES = """
+    NOT EXISTS (
+        SELECT 1 FROM offers o
+        WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id)
+    AND NOT EXISTS (
+        SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id AND o.state = 'pending')
+    AND (SELECT count(*) FROM offers o
+         WHERE o.patient_id = w.patient_id AND o.created_at > :day_ago) < :daily_cap
+    AND (SELECT count(*) FROM offers o
+         WHERE o.patient_id = w.patient_id AND o.created_at > :week_ago) < :weekly_cap
+"""
+
+MATCHES_PROVIDER = """(
+    (w.provider_ids IS NULL AND w.provider_type IS NULL)
+    OR w.provider_ids @> ARRAY[CAST(:provider_id AS integer)]
+    OR w.provider_type = :provider_type
+)"""
+
+NO_STATIC = "NOT w.urgent AND w.manual_boost = 0"
+
+
+_COLUMNS = """s.entry_id, s.patient_id, s.joined_at, s.urgent, s.boost,
+               s.urgent + s.boost + s.appointment + s.waiting AS score"""
+_RANKING = "score DESC, s.joined_at, s.entry_id"
+
+
+def _scored(where: str, walk_order: str = "") -> sa.TextClause:
+    """Eligible entries matching `where`; with walk_order, the first :page of them in that order."""
+    order = f"ORDER BY {walk_order} LIMIT :page" if walk_order else ""
+    return sa.text(
+        f"""
+        SELECT {_COLUMNS}
+        FROM (
+            SELECT w.id AS entry_id, w.patient_id, w.joined_at, {SCORE_PARTS}
+            FROM waitlist_entries w
+            JOIN patients p ON p.id = w.patient_id
+            WHERE {where} AND {ENTRY_RULES} AND {OFFER_RULES}
+            {order}
+        ) s
+        """
+    )
+
+
+# The plain definition: score every eligible entry. Used by tests as the reference.
+EXHAUSTIVE_SQL = sa.text(_scored(MATCHES_PROVIDER).text + f" ORDER BY {_RANKING} LIMIT :limit")
+
+# Entries naming the slot's provider: no index gives them in score order, so the best :page by the
+# entry's own rules are scored first, and only those are checked against offers (the costly part).
+NAMED_PROVIDER_SQL = sa.text(
+    f"""
+    SELECT t.* FROM (
+        SELECT {_COLUMNS}
+        FROM (
+            SELECT w.id AS entry_id, w.patient_id, w.joined_at, {SCORE_PARTS}
+            FROM waitlist_entries w
+            JOIN patients p ON p.id = w.patient_id
+            WHERE w.provider_ids @> ARRAY[CAST(:provider_id AS integer)] AND {ENTRY_RULES}
+        ) s
+        ORDER BY {_RANKING}
+        LIMIT :page
+    ) t
+    JOIN LATERAL (SELECT t.patient_id AS patient_id) w ON true
+    WHERE {OFFER_RULES}
+    """
+)
+
+BY_TYPE = "w.provider_type = :provider_type"
+ANYONE = "w.provider_ids IS NULL AND w.provider_type IS NULL"
+PLAIN = "NOT w.urgent AND w.manual_boost = 0"
+URGENT = "w.urgent"
+BOOSTED = "NOT w.urgent AND w.manual_boost > 0"
+WALK_ORDER = "w.manual_boost DESC, w.joined_at, w.id"
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Entries of one static level group, in the order of a partial index (ix_waitlist_walk_*)."""
+
+    sql: sa.TextClause
+    lowest_boost: int  # the walk holds no entry with a smaller boost than this
+
+
+WALKS = [
+    Walk(_scored(f"{match} AND {group}", WALK_ORDER), lowest)
+    for match in (BY_TYPE, ANYONE)
+    for group, lowest in ((URGENT, 0), (BOOSTED, 1), (PLAIN, 0))
+]
+SCORE_PARTS_SQL = sa.text(f"SELECT {SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
+
+
+@dataclass(frozen=True)
+class _Row:
+    candidate: Candidate
+    static: int
+    boost: int
+
+
+def _rows(result: Any) -> list[_Row]:
+    return [
+        _Row(
+            Candidate(r.entry_id, r.patient_id, int(r.score), r.joined_at),
+            int(r.urgent) + int(r.boost),
+            int(r.boost),
+        )
+        for r in result
+    ]
+
+
+def best_distinct_patients(candidates: list[Candidate], limit: int) -> list[Candidate]:
+    picked: list[Candidate] = []
+    seen: set[int] = set()
+    for candidate in sorted(candidates, key=lambda c: c.rank_key):
+        if candidate.patient_id not in seen:
+            seen.add(candidate.patient_id)
+            picked.append(candidate)
+            if len(picked) == limit:
+                break
+    return picked
+
+
+def exhaustive(session: Session, params: dict[str, Any], limit: int) -> list[Candidate]:
+    result = session.execute(EXHAUSTIVE_SQL, {**params, "limit": limit + SPARE})
+    return best_distinct_patients([row.candidate for row in _rows(result)], limit)
+
+
+def select(
+    session: Session, params: dict[str, Any], scoring: model.ScoringPolicy, limit: int
+) -> list[Candidate]:
+    """The top `limit` eligible entries (one per patient), without scoring the whole list."""
+    wanted = limit + SPARE
+    found: dict[int, Candidate] = {}
+    for page in (PAGE, 1024, 2**31 - 1):
+        named = _rows(session.execute(NAMED_PROVIDER_SQL, {**params, "page": page}))
+        if len(named) >= wanted or page > 1024:
+            break  # enough survived the offer rules, or every named entry was read
+    found.update((row.candidate.entry_id, row.candidate) for row in named)
+    max_appointment = max((points for _, points in scoring.appointment_tiers), default=0)
+    now: datetime = params["now"]
+
+    def waiting_points(joined_at: datetime) -> int:
+        waited_days = max(0, (now - joined_at).days)
+        return min(
+            scoring.max_waiting_points, (waited_days // 30) * scoring.points_per_30_days_waiting
+        )
+
+    def nothing_left_can_win(last: _Row) -> bool:
+        ranked = sorted(found.values(), key=lambda c: c.rank_key)
+        if len(ranked) < wanted:
+            return False
+        kth = ranked[wanted - 1]
+        # unseen entries of the same level come later in join order, so they lose a tie
+        same_level = last.static + max_appointment + waiting_points(last.candidate.joined_at)
+        if kth.score < same_level or (
+            kth.score == same_level
+            and (kth.joined_at, kth.entry_id) > (last.candidate.joined_at, last.candidate.entry_id)
+        ):
+            return False
+        return True
+
+    for walk in WALKS:
+        page = PAGE
+        while True:
+            rows = _rows(session.execute(walk.sql, {**params, "page": page}))
+            for row in rows:
+                found[row.candidate.entry_id] = row.candidate
+            if len(rows) < page:
+                break  # walked to the end
+            last = rows[-1]
+            lower_levels_can_win = (
+                last.boost > walk.lowest_boost
+                and _kth_score(found, wanted)
+                <= last.static - 1 + max_appointment + scoring.max_waiting_points
+            )
+            if not lower_levels_can_win and nothing_left_can_win(last):
+                break
+            page *= 4  # walk further: re-read from the start with a longer page
+    return best_distinct_patients(list(found.values()), limit)
+
+
+def _kth_score(found: dict[int, Candidate], wanted: int) -> int:
+    ranked = sorted(found.values(), key=lambda c: c.rank_key)
+    return ranked[wanted - 1].score if len(ranked) >= wanted else -1

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures. Run with `make bench` (needs PostgreSQL; see README)."""

@@ -1,0 +1,67 @@
+"""`make run`: start the database, migrations, backend, action server, Rasa and the SMS simulator."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from launcher.seed import seed_if_empty
+from launcher.stack import ROOT, Stack, compose_env, prepare_database, rasa_db_settings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log = logging.getLogger("launcher")
+    env = compose_env()
+    log.info(
+        "preparing the database%s", "" if env.get("DATABASE_URL") else " (embedded, in .data/)"
+    )
+    env["DATABASE_URL"] = prepare_database(env)
+    env.update(rasa_db_settings(env["DATABASE_URL"]))
+    stack = Stack.build(env, ROOT / ".data" / "logs")
+    names = ["backend", "actions", "rasa"]
+    if env.get("USE_SMS_SIMULATOR"):
+        names.insert(0, "simulator")
+    else:
+        del stack.services["simulator"]
+
+    def shutdown(*_: object) -> None:
+        log.info("stopping...")
+        stack.stop_all()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        for name in names:
+            log.info("starting %s (log: .data/logs/%s.log)", name, name)
+            stack.start(name, timeout=300)
+    except Exception as exc:
+        log.error("%s", exc)
+        stack.stop_all()
+        return 1
+    if seed_if_empty(env["BACKEND_URL"], env["STAFF_API_TOKEN"]):
+        log.info("seeded a demo clinic: 2 providers, 20 waitlisted patients")
+    log.info("")
+    log.info("ready.")
+    if env.get("USE_SMS_SIMULATOR"):
+        log.info("  patient phone simulator: http://127.0.0.1:%s/", env["SIMULATOR_PORT"])
+    log.info("  staff API docs:          %s/docs", env["BACKEND_URL"])
+    log.info("  staff console:           %s/", env["BACKEND_URL"])
+    if env["STAFF_API_TOKEN"] == "dev-staff-token":
+        log.info("  staff token:             dev-staff-token (set STAFF_API_TOKEN in production)")
+    log.info("Press Ctrl-C to stop.")
+    while True:
+        for name in names:
+            process = stack.services[name].process
+            if process is not None and process.poll() is not None:
+                log.error("%s stopped unexpectedly; see .data/logs/%s.log", name, name)
+                stack.stop_all()
+                return 1
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
