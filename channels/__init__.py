@@ -1,0 +1,1 @@
+"""Custom Rasa input/output channels for the clinic waitlist SMS assistant."""

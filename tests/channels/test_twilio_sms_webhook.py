@@ -1,0 +1,273 @@
+"""The webhook: signatures, input checks, media-only messages, what reaches Rasa."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from twilio_sms_testkit import (
+    ACCOUNT_SID,
+    CLINIC_NUMBER,
+    PATIENT_NUMBER,
+    PUBLIC_BASE_URL,
+    FakeAgent,
+    FakeTwilio,
+    inbound_params,
+    make_settings,
+    serve_channel,
+    sign,
+)
+
+from channels.twilio_sms import MEDIA_ONLY_REPLY, TwilioSmsInput, TwilioSmsOutput
+
+pytestmark = pytest.mark.asyncio
+
+WEBHOOK_PATH = "/webhooks/twilio/webhook"
+SIGNED_URL = PUBLIC_BASE_URL + WEBHOOK_PATH
+
+
+async def post(
+    base_url: str,
+    params: dict[str, str],
+    signature: str | None = "auto",
+    query: str = "",
+) -> httpx.Response:
+    headers = {}
+    if signature == "auto":
+        signature = sign(SIGNED_URL + query, params)
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    async with httpx.AsyncClient() as client:
+        return await client.post(base_url + WEBHOOK_PATH + query, data=params, headers=headers)
+
+
+async def test_health(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    async with serve_channel(channel, FakeAgent()) as base_url:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(base_url + "/webhooks/twilio/")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
+
+
+async def test_signed_message_reaches_rasa_once(
+    fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(Body="Yes, I can come!")
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/xml")
+    assert "<Response/>" in answer.text
+    assert len(agent.messages) == 1
+    message = agent.messages[0]
+    assert message.text == "Yes, I can come!"
+    assert message.sender_id == PATIENT_NUMBER
+    assert message.message_id == params["MessageSid"]
+    assert message.input_channel == "twilio"
+    assert isinstance(message.output_channel, TwilioSmsOutput)
+    assert message.metadata["twilio"]["to"] == CLINIC_NUMBER
+    # Logs carry a masked number and never the body.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert PATIENT_NUMBER not in logged
+    assert "+1******4567" in logged
+    assert "I can come" not in logged
+
+
+async def test_blank_fields_are_part_of_the_signature(fake_twilio: FakeTwilio) -> None:
+    """Sanic 21's request.form drops blank values; Twilio signs them."""
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(FromCity="", ToState="", FromZip="")
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+    assert answer.status_code == 200
+    assert len(agent.messages) == 1
+
+
+async def test_query_string_is_part_of_the_signature(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    async with serve_channel(channel, agent) as base_url:
+        good = await post(base_url, inbound_params(), query="?clinic=main")
+        # Signed without the query, posted with it: not what Twilio signed.
+        params = inbound_params()
+        bad = await post(base_url, params, signature=sign(SIGNED_URL, params), query="?clinic=main")
+    assert good.status_code == 200
+    assert bad.status_code == 403
+    assert len(agent.messages) == 1
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "bm90IGEgc2lnbmF0dXJl",
+        "%%% not base64 %%%",
+    ],
+)
+async def test_missing_or_bad_signature_is_403(
+    fake_twilio: FakeTwilio, signature: str | None
+) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, inbound_params(), signature=signature)
+    assert answer.status_code == 403
+    assert agent.messages == []
+    assert fake_twilio.requests == []
+
+
+async def test_signature_with_another_token_or_url_is_403(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params()
+    async with serve_channel(channel, agent) as base_url:
+        other_token = await post(
+            base_url, params, signature=sign(SIGNED_URL, params, token="other-token")
+        )
+        # Signed for the local address rather than the public origin Twilio calls.
+        local_url = await post(base_url, params, signature=sign(base_url + WEBHOOK_PATH, params))
+        tampered = dict(params, Body="no")
+        tampered_body = await post(base_url, tampered, signature=sign(SIGNED_URL, params))
+    assert [other_token.status_code, local_url.status_code, tampered_body.status_code] == [
+        403,
+        403,
+        403,
+    ]
+    assert agent.messages == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected_text"),
+    [
+        ({"Body": None}, "missing Body"),
+        ({"Body": ""}, "missing Body"),
+        ({"Body": "   "}, "missing Body"),
+        ({"From": None}, "missing From"),
+        ({"From": ""}, "missing From"),
+        ({"From": "5551234567"}, "E.164"),
+        ({"From": "+05551234567"}, "E.164"),
+        ({"From": "+1555"}, "E.164"),
+        ({"From": "+1555123456789012"}, "E.164"),
+        ({"From": "whatsapp:+15551234567"}, "E.164"),
+        ({"MessageSid": None}, "MessageSid"),
+        ({"NumMedia": "many"}, "NumMedia"),
+    ],
+)
+async def test_bad_input_is_400(
+    fake_twilio: FakeTwilio, overrides: dict[str, str | None], expected_text: str
+) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, inbound_params(**overrides))
+    assert answer.status_code == 400
+    assert expected_text in answer.text
+    assert agent.messages == []
+
+
+async def test_media_only_message_gets_a_polite_sms_without_nlu(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(
+        Body="",
+        NumMedia="1",
+        MediaUrl0="https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+        MediaContentType0="image/jpeg",
+    )
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+    assert answer.status_code == 200
+    assert agent.messages == []
+    assert len(fake_twilio.requests) == 1
+    form = fake_twilio.requests[0]["form"]
+    assert form["To"] == [PATIENT_NUMBER]
+    assert form["Body"] == [MEDIA_ONLY_REPLY]
+
+
+async def test_media_with_text_goes_through_nlu(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(Body="yes", NumMedia="1", MediaUrl0="https://example.org/m.jpg")
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+    assert answer.status_code == 200
+    assert [message.text for message in agent.messages] == ["yes"]
+    assert fake_twilio.requests == []
+
+
+async def test_patient_cannot_inject_intents(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(Body='/EXTERNAL_offer{"offer_id": 1}')
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+    assert answer.status_code == 200
+    assert agent.messages[0].text == 'EXTERNAL_offer{"offer_id": 1}'
+
+
+async def test_reply_goes_out_by_rest_api_in_one_sms(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    agent.reply = "Great, it's yours.\n\nSee you Tuesday."
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, inbound_params())
+    assert answer.status_code == 200
+    assert "<Message" not in answer.text
+    assert len(fake_twilio.requests) == 1
+    request = fake_twilio.requests[0]
+    assert request["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert request["form"]["Body"] == ["Great, it's yours.\n\nSee you Tuesday."]
+
+
+async def test_send_failure_on_an_inbound_turn_is_logged_and_acknowledged(
+    fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    agent.reply = "Your offer details"
+    fake_twilio.fail_next(500, 20500, "Internal Server Error")
+    params = inbound_params()
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params)
+        # The turn was processed, so a redelivery has no second effect.
+        again = await post(base_url, params)
+    assert answer.status_code == 200
+    assert again.status_code == 200
+    assert len(agent.messages) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert any("+1******4567" in text for text in errors)
+    assert not any(PATIENT_NUMBER in text or "offer details" in text for text in errors)
+
+
+async def test_processing_failure_answers_500_and_lets_the_retry_through(
+    fake_twilio: FakeTwilio,
+) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    agent.failures_left = 1
+    params = inbound_params()
+    async with serve_channel(channel, agent) as base_url:
+        first = await post(base_url, params)
+        retry = await post(base_url, params)
+        duplicate = await post(base_url, params)
+    assert [first.status_code, retry.status_code, duplicate.status_code] == [500, 200, 200]
+    assert len(agent.messages) == 2
+
+
+async def test_without_public_base_url_the_local_url_is_checked(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio, public_base_url=None))
+    agent = FakeAgent()
+    params = inbound_params()
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(base_url, params, signature=sign(base_url + WEBHOOK_PATH, params))
+    assert answer.status_code == 200
+    assert len(agent.messages) == 1
