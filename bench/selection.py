@@ -13,12 +13,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+
+from bench.common import percentile, scratch_database
 from waitlist.adapters import database
 from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from bench.common import percentile, scratch_database
 
 ENTRIES = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

@@ -7,6 +7,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine, pool
+
 from waitlist.adapters.database import sqlalchemy_url
 from waitlist.adapters.orm import metadata
 

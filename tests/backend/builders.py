@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+
 from waitlist.config import Settings
 from waitlist.service_layer import staff
 from waitlist.service_layer.unit_of_work import UnitOfWork

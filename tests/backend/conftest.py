@@ -10,13 +10,13 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+
+from tests.backend.builders import START  # 10:00 New York, inside contact hours
 from waitlist.adapters import database, migrations, orm
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend.builders import START  # 10:00 New York, inside contact hours
 
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 18:10:34.190717
+Create Date: 2026-11-25 18:28:24.003299
 """
 
 from alembic import op
@@ -16,6 +16,22 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_index(
+        "ix_waitlist_latest_appointment_anyone",
+        "waitlist_entries",
+        ["current_appointment_at"],
+        unique=False,
+        postgresql_where=sa.text(
+            "status = 'active' AND provider_ids IS NULL AND provider_type IS NULL"
+        ),
+    )
+    op.create_index(
+        "ix_waitlist_latest_appointment_type",
+        "waitlist_entries",
+        ["provider_type", "current_appointment_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'active'"),
+    )
     op.create_index(
         "ix_waitlist_walk_anyone_boosted",
         "waitlist_entries",
@@ -101,5 +117,17 @@ def downgrade() -> None:
         table_name="waitlist_entries",
         postgresql_where=sa.text(
             "status = 'active' AND NOT urgent AND manual_boost > 0 AND provider_ids IS NULL AND provider_type IS NULL"
+        ),
+    )
+    op.drop_index(
+        "ix_waitlist_latest_appointment_type",
+        table_name="waitlist_entries",
+        postgresql_where=sa.text("status = 'active'"),
+    )
+    op.drop_index(
+        "ix_waitlist_latest_appointment_anyone",
+        table_name="waitlist_entries",
+        postgresql_where=sa.text(
+            "status = 'active' AND provider_ids IS NULL AND provider_type IS NULL"
         ),
     )

@@ -113,6 +113,20 @@ waitlist_entries = sa.Table(
             ("plain", "NOT urgent AND manual_boost = 0"),
         )
     ],
+    # the latest current appointment per way of matching (see selection.LATEST_APPOINTMENT_SQL)
+    sa.Index(
+        "ix_waitlist_latest_appointment_type",
+        "provider_type",
+        "current_appointment_at",
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+    sa.Index(
+        "ix_waitlist_latest_appointment_anyone",
+        "current_appointment_at",
+        postgresql_where=sa.text(
+            "status = 'active' AND provider_ids IS NULL AND provider_type IS NULL"
+        ),
+    ),
     sa.Index(
         "ix_waitlist_active_provider_ids",
         "provider_ids",

@@ -146,10 +146,32 @@ class CancellationRepository:
         self.session.refresh(cancellation, attribute_names=["offers"])
         return cancellation
 
-    def open_ids(self, limit: int = 1000) -> list[int]:
-        c = orm.cancellations.c
-        query = sa.select(c.id).where(c.status == "open").order_by(c.slot_start).limit(limit)
-        return list(self.session.scalars(query))
+    def needing_attention(
+        self, now: datetime, policy: model.OfferingPolicy, may_offer: bool
+    ) -> list[int]:
+        """Open slots that must close (too close to start) or may have a free seat to fill."""
+        seats_free_below = 1 if policy.strict_batches else policy.batch_size
+        query = sa.text(
+            """
+            SELECT c.id FROM cancellations c
+            WHERE c.status = 'open'
+              AND (c.slot_start <= :closes_before
+                   OR (:may_offer AND (SELECT count(*) FROM offers o
+                                       WHERE o.cancellation_id = c.id AND o.state = 'pending')
+                                      < :seats_free_below))
+            ORDER BY c.slot_start
+            """
+        )
+        return list(
+            self.session.scalars(
+                query,
+                {
+                    "closes_before": now + policy.lead_time,
+                    "may_offer": may_offer,
+                    "seats_free_below": seats_free_below,
+                },
+            )
+        )
 
     def list(self, status: str | None, limit: int, offset: int) -> list[model.Cancellation]:
         c = orm.cancellations.c

@@ -196,14 +196,25 @@ class Walk:
     """Entries of one static level group, in the order of a partial index (ix_waitlist_walk_*)."""
 
     sql: sa.TextClause
+    match: str  # how the entries match the slot: "type" or "anyone"
     lowest_boost: int  # the walk holds no entry with a smaller boost than this
 
 
+MATCHES = {"type": BY_TYPE, "anyone": ANYONE}
 WALKS = [
-    Walk(_scored(f"{match} AND {group}", WALK_ORDER), lowest)
-    for match in (BY_TYPE, ANYONE)
+    Walk(_scored(f"{match_sql} AND {group}", WALK_ORDER), match, lowest)
+    for match, match_sql in MATCHES.items()
     for group, lowest in ((URGENT, 0), (BOOSTED, 1), (PLAIN, 0))
 ]
+# The latest current appointment among a walk's entries caps the appointment points any of them
+# can have; without it, a list where nobody has far-off appointments would be walked to the end.
+LATEST_APPOINTMENT_SQL = {
+    match: sa.text(
+        "SELECT max(w.current_appointment_at) FROM waitlist_entries w"
+        f" WHERE w.status = 'active' AND {match_sql}"
+    )
+    for match, match_sql in MATCHES.items()
+}
 SCORE_PARTS_SQL = sa.text(f"SELECT {SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
 
 
@@ -253,8 +264,18 @@ def select(
         if len(named) >= wanted or page > 1024:
             break  # enough survived the offer rules, or every named entry was read
     found.update((row.candidate.entry_id, row.candidate) for row in named)
-    max_appointment = max((points for _, points in scoring.appointment_tiers), default=0)
     now: datetime = params["now"]
+
+    def appointment_points(appointment: datetime | None) -> int:
+        for minimum_days, points in scoring.appointment_tiers:
+            if appointment is not None and appointment >= now + timedelta(days=minimum_days):
+                return points
+        return 0
+
+    max_appointment_by_match = {
+        match: appointment_points(session.execute(query, params).scalar())
+        for match, query in LATEST_APPOINTMENT_SQL.items()
+    }
 
     def waiting_points(joined_at: datetime) -> int:
         waited_days = max(0, (now - joined_at).days)
@@ -262,7 +283,7 @@ def select(
             scoring.max_waiting_points, (waited_days // 30) * scoring.points_per_30_days_waiting
         )
 
-    def nothing_left_can_win(last: _Row) -> bool:
+    def nothing_left_can_win(last: _Row, max_appointment: int) -> bool:
         ranked = sorted(found.values(), key=lambda c: c.rank_key)
         if len(ranked) < wanted:
             return False
@@ -277,6 +298,7 @@ def select(
         return True
 
     for walk in WALKS:
+        max_appointment = max_appointment_by_match[walk.match]
         page = PAGE
         while True:
             rows = _rows(session.execute(walk.sql, {**params, "page": page}))
@@ -290,7 +312,7 @@ def select(
                 and _kth_score(found, wanted)
                 <= last.static - 1 + max_appointment + scoring.max_waiting_points
             )
-            if not lower_levels_can_win and nothing_left_can_win(last):
+            if not lower_levels_can_win and nothing_left_can_win(last, max_appointment):
                 break
             page *= 4  # walk further: re-read from the start with a longer page
     return best_distinct_patients(list(found.values()), limit)

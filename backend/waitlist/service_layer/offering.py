@@ -140,9 +140,11 @@ def expire_due_holds(
 def sweep(uow: UnitOfWork, now: datetime, settings: Settings) -> dict[str, int]:
     """The periodic job: expire holds, then give every open slot its free seats (or close it)."""
     expired, _ = expire_due_holds(uow, now, settings)
+    policy = settings.offering
+    may_offer = policy.contact_hours.is_open(now, policy.timezone)
     with uow:
-        open_ids = uow.cancellations.open_ids()
+        due = uow.cancellations.needing_attention(now, policy, may_offer)
     offered = 0
-    for cancellation_id in open_ids:
+    for cancellation_id in due:
         offered += fill_seats(uow, cancellation_id, now, settings)
-    return {"expired": expired, "open": len(open_ids), "offered": offered}
+    return {"expired": expired, "checked": len(due), "offered": offered}

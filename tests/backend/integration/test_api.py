@@ -10,13 +10,13 @@ import sqlalchemy as sa
 from sanic import Sanic
 from sqlalchemy.engine import Engine
 from twilio.request_validator import RequestValidator
+
+from tests.backend.builders import PHONES, START
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.app import Backend, create_app
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend.builders import PHONES, START
 
 STAFF = {"Authorization": "Bearer staff-secret"}
 ACTIONS = {"Authorization": "Bearer actions-secret"}

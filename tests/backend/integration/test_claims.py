@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from tests.backend import builders
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.scheduler import Worker
 from waitlist.service_layer import dispatch, offering, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend import builders
 
 
 def run_together(calls: list[Callable[[], Any]]) -> list[Any]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.backend import builders
 from waitlist.adapters.messenger import RecordingMessenger, SendError
 from waitlist.config import Settings
 from waitlist.service_layer import dispatch, offering, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend import builders
 
 
 def setup_slot(

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from datetime import date, time, timedelta
 
 from sqlalchemy.engine import Engine
+
+from tests.backend import builders
+from tests.backend.integration.test_claims import run_together
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.service_layer import dispatch, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend import builders
-from tests.backend.integration.test_claims import run_together
 
 P0, P1, P2 = builders.PHONES[:3]
 

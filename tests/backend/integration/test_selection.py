@@ -6,13 +6,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from tests.backend import builders
 from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.service_layer import dispatch, replies, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
-
-from tests.backend import builders
 
 NY = ZoneInfo("America/New_York")
 # the slot used by every case: Thursday 2026-12-03 14:00-14:30 New York, provider "Dr. Lee"

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+
 from waitlist.adapters import selection
 from waitlist.config import Settings
 from waitlist.domain import model
