@@ -68,7 +68,9 @@ def rasa_db_settings(database_url: str) -> dict[str, str]:
 
 def compose_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every process gets: defaults < .env < real environment < overrides."""
-    env = {**DEFAULTS, **load_dotenv(ROOT / ".env"), **os.environ, **(overrides or {})}
+    merged = {**load_dotenv(ROOT / ".env"), **os.environ, **(overrides or {})}
+    # an empty value means "use the default", as in .env.example
+    env = {**DEFAULTS, **{key: value for key, value in merged.items() if value != ""}}
     env["BACKEND_URL"] = env.get("BACKEND_URL") or f"http://127.0.0.1:{env['BACKEND_PORT']}"
     env["RASA_URL"] = env.get("RASA_URL") or f"http://127.0.0.1:{env['RASA_PORT']}"
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{env['BACKEND_PORT']}")
@@ -80,9 +82,15 @@ def compose_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
             TWILIO_API_BASE_URL=f"http://127.0.0.1:{env['SIMULATOR_PORT']}",
             USE_SMS_SIMULATOR="1",
         )
+    env["ACTION_ENDPOINT_URL"] = env.get("ACTION_ENDPOINT_URL") or (
+        f"http://127.0.0.1:{env['ACTIONS_PORT']}/webhook"
+    )
     env["SIMULATOR_INBOUND_URL"] = env.get("SIMULATOR_INBOUND_URL") or (
         f"http://127.0.0.1:{env['RASA_PORT']}/webhooks/twilio/webhook"
     )
+    # credentials.yml names these; Rasa refuses to start when one is missing altogether
+    for name in ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL"):
+        env.setdefault(name, "")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "backend")])
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
