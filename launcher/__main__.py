@@ -13,6 +13,8 @@ from launcher.stack import ROOT, Stack, compose_env, prepare_database, rasa_db_s
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "httpcore", "pgserver", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     log = logging.getLogger("launcher")
     env = compose_env()
     log.info(

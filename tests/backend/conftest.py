@@ -50,7 +50,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 TABLES = (
-    "events, outbox, offers, cancellations, waitlist_entries, patients, providers, "
+    "audit_events, outbox, offers, cancellations, waitlist_entries, patients, providers, "
     "processed_replies, inbound_messages"
 )
 

@@ -20,11 +20,17 @@ from sqlalchemy.engine import make_url
 
 from launcher.stack import MODEL, Stack, compose_env, prepare_database, rasa_db_settings
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 STAFF_TOKEN = "e2e-staff-token"
 NUMBERS = itertools.count(100)  # patient phone numbers, unique across the whole run
-PORTS = {"BACKEND_PORT": "18000", "RASA_PORT": "15005", "ACTIONS_PORT": "15055",
-         "SIMULATOR_PORT": "18088"}
+PORTS = {
+    "BACKEND_PORT": "18000",
+    "RASA_PORT": "15005",
+    "ACTIONS_PORT": "15055",
+    "SIMULATOR_PORT": "18088",
+}
 
 
 def _admin(sql: str) -> None:
@@ -40,7 +46,8 @@ class Clinic:
         self.env = stack.env
         self.database_url = database_url
         self.backend = httpx.Client(
-            base_url=self.env["BACKEND_URL"], timeout=30,
+            base_url=self.env["BACKEND_URL"],
+            timeout=30,
             headers={"Authorization": f"Bearer {STAFF_TOKEN}"},
         )
         self.simulator = httpx.Client(
@@ -54,22 +61,33 @@ class Clinic:
         return response.json()
 
     def provider(self) -> int:
-        return self.api("POST", "/providers", json={"name": "Dr. Lee", "provider_type": "derm"})["id"]
+        return self.api("POST", "/providers", json={"name": "Dr. Lee", "provider_type": "derm"})[
+            "id"
+        ]
 
     def patient(self, language: str = "en") -> tuple[int, str]:
         phone = f"+1202555{next(NUMBERS):04d}"
-        pid = self.api("POST", "/patients", json={
-            "phone": phone, "display_name": "Pat", "preferred_language": language})["id"]
+        pid = self.api(
+            "POST",
+            "/patients",
+            json={"phone": phone, "display_name": "Pat", "preferred_language": language},
+        )["id"]
         self.api("POST", "/waitlist", json={"patient_id": pid, "provider_type": "derm"})
         return pid, phone
 
     def cancellation(self, provider_id: int, starts_in: timedelta = timedelta(days=2)) -> dict:
         start = (datetime.now(UTC) + starts_in).replace(second=0, microsecond=0)
         self.last_slot_start = start
-        return self.api("POST", "/cancellations", json={
-            "provider_id": provider_id, "location": "Main Street",
-            "slot_start": start.isoformat(), "slot_end": (start + timedelta(minutes=30)).isoformat(),
-        })
+        return self.api(
+            "POST",
+            "/cancellations",
+            json={
+                "provider_id": provider_id,
+                "location": "Main Street",
+                "slot_start": start.isoformat(),
+                "slot_end": (start + timedelta(minutes=30)).isoformat(),
+            },
+        )
 
     def offers(self, cancellation_id: int) -> dict[int, str]:
         view = self.api("GET", f"/cancellations/{cancellation_id}")
@@ -80,8 +98,10 @@ class Clinic:
         local = (start or self.last_slot_start).astimezone(ZoneInfo("America/New_York"))
         day = f"{local:%a %b} {local.day}"
         clock = f"{local.hour % 12 or 12}:{local:%M %p}"
-        return (f"Riverside Clinic: an earlier appointment opened on {day} at {clock}, Main Street."
-                f" Want it? Reply YES or NO within 7 min. STOP to opt out.")
+        return (
+            f"Riverside Clinic: an earlier appointment opened on {day} at {clock}, Main Street."
+            f" Want it? Reply YES or NO within 7 min. STOP to opt out."
+        )
 
     def slot_words(self) -> tuple[str, str]:
         local = self.last_slot_start.astimezone(ZoneInfo("America/New_York"))
@@ -89,7 +109,9 @@ class Clinic:
 
     # patients
     def text(self, phone: str, body: str, **extra: Any) -> dict:
-        response = self.simulator.post("/simulator/inbound", json={"from": phone, "body": body, **extra})
+        response = self.simulator.post(
+            "/simulator/inbound", json={"from": phone, "body": body, **extra}
+        )
         return response.json()
 
     def received(self, phone: str) -> list[str]:
@@ -107,8 +129,11 @@ class Clinic:
         raise AssertionError(f"timed out waiting for {what or check}")
 
     def wait_for_texts(self, phone: str, count: int, timeout: float = 30) -> list[str]:
-        return self.wait_for(lambda: (lambda r: r if len(r) >= count else None)(self.received(phone)),
-                             timeout, f"{count} texts to {phone}")
+        return self.wait_for(
+            lambda: (lambda r: r if len(r) >= count else None)(self.received(phone)),
+            timeout,
+            f"{count} texts to {phone}",
+        )
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
@@ -125,23 +150,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     name = f"waitlist_e2e_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    env = compose_env({
-        **PORTS,
-        "DATABASE_URL": url,
-        "STAFF_API_TOKEN": STAFF_TOKEN,
-        "ACTIONS_API_TOKEN": "e2e-actions-token",
-        "RASA_API_TOKEN": "e2e-rasa-token",
-        "BACKEND_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
-        "RASA_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['ACTIONS_PORT']}/webhook",
-        "SIMULATOR_INBOUND_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}/webhooks/twilio/webhook",
-        "TWILIO_ACCOUNT_SID": "",
-        "CONTACT_HOURS": "00:00-23:59",  # the suite may run at any hour
-        "SWEEP_SECONDS": "1",
-        "CLINIC_TIMEZONE": "America/New_York",
-        "SIMULATOR_STATUS_DELAY": "0.1",
-    })
+    env = compose_env(
+        {
+            **PORTS,
+            "DATABASE_URL": url,
+            "STAFF_API_TOKEN": STAFF_TOKEN,
+            "ACTIONS_API_TOKEN": "e2e-actions-token",
+            "RASA_API_TOKEN": "e2e-rasa-token",
+            "BACKEND_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
+            "RASA_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['ACTIONS_PORT']}/webhook",
+            "SIMULATOR_INBOUND_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}/webhooks/twilio/webhook",
+            "TWILIO_ACCOUNT_SID": "",
+            "CONTACT_HOURS": "00:00-23:59",  # the suite may run at any hour
+            "SWEEP_SECONDS": "1",
+            "CLINIC_TIMEZONE": "America/New_York",
+            "SIMULATOR_STATUS_DELAY": "0.1",
+        }
+    )
     prepare_database(env)
     env.update(rasa_db_settings(url))
     log_dir = Path(tmp_path_factory.mktemp("logs"))

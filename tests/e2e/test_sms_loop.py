@@ -35,7 +35,9 @@ def test_happy_path(clinic: Clinic) -> None:
     notice = f"That opening on {day} at {clock} has been filled. You stay on the waitlist."
     assert clinic.wait_for_texts(other1, 2)[1] == notice
     assert clinic.wait_for_texts(other2, 2)[1] == notice
-    entry_status = clinic.sql("SELECT status FROM waitlist_entries WHERE patient_id = %s", (winner,))
+    entry_status = clinic.sql(
+        "SELECT status FROM waitlist_entries WHERE patient_id = %s", (winner,)
+    )
     assert entry_status == [("fulfilled",)]
 
 
@@ -53,8 +55,11 @@ def test_two_yes_at_the_same_moment(clinic: Clinic) -> None:
         t.join()
     replies = {p: clinic.wait_for_texts(p, 2)[1] for p in (phone_a, phone_b)}
     booked = [p for p, text in replies.items() if text.startswith("You're booked")]
-    too_late = [p for p, text in replies.items()
-                if text == "Sorry, that opening was just taken. You stay on the waitlist."]
+    too_late = [
+        p
+        for p, text in replies.items()
+        if text == "Sorry, that opening was just taken. You stay on the waitlist."
+    ]
     assert len(booked) == 1 and len(too_late) == 1
     winners = clinic.sql(
         "SELECT patient_id FROM offers WHERE cancellation_id = %s AND state = 'accepted'",
@@ -73,8 +78,10 @@ def test_defer_to_next_week(clinic: Clinic) -> None:
     )[0][0]
     today = clinic.sql("SELECT (now() AT TIME ZONE 'America/New_York')::date")[0][0]
     assert not_before == today + timedelta(days=7 - today.weekday())  # Monday of next week
-    assert reply == f"OK, we'll check back starting {not_before:%a %b} {not_before.day}." \
+    assert (
+        reply == f"OK, we'll check back starting {not_before:%a %b} {not_before.day}."
         " You stay on the waitlist."
+    )
     assert clinic.offers(cancellation["id"])[deferrer] == "declined"
     assert clinic.wait_for_texts(fourth_phone, 1) == [clinic.offer_text()]
     assert clinic.offers(cancellation["id"])[fourth] == "pending"
@@ -88,7 +95,9 @@ def test_stop_opts_out_and_silences(clinic: Clinic) -> None:
     texts = clinic.wait_for_texts(phone, 2)
     assert "START" in texts[1]
     states = clinic.wait_for(
-        lambda: (lambda s: s if s.get(fourth) == "pending" else None)(clinic.offers(cancellation["id"]))
+        lambda: (lambda s: s if s.get(fourth) == "pending" else None)(
+            clinic.offers(cancellation["id"])
+        )
     )
     assert states[quitter] == "withdrawn"
     clinic.text(other, "yes")
@@ -117,8 +126,11 @@ def test_forged_signature_changes_nothing(clinic: Clinic) -> None:
     assert answer["status"] == 403
     assert clinic.api("GET", f"/cancellations/{cancellation['id']}")["status"] == "open"
     assert len(clinic.received(phone)) == 1
-    events = clinic.sql("SELECT count(*) FROM events WHERE kind = 'cancellation_filled'"
-                        " AND cancellation_id = %s", (cancellation["id"],))
+    events = clinic.sql(
+        "SELECT count(*) FROM audit_events WHERE kind = 'cancellation_filled'"
+        " AND cancellation_id = %s",
+        (cancellation["id"],),
+    )
     assert events == [(0,)]
 
 
@@ -131,7 +143,7 @@ def test_duplicate_message_sid_has_one_effect(clinic: Clinic) -> None:
     assert again["status"] in (200, 204)
     assert clinic.offers(cancellation["id"])[decliner] == "declined"
     declines = clinic.sql(
-        "SELECT count(*) FROM events WHERE kind = 'offer_declined_by_patient' AND patient_id = %s",
+        "SELECT count(*) FROM audit_events WHERE kind = 'offer_declined_by_patient' AND patient_id = %s",
         (decliner,),
     )
     assert declines == [(1,)]
@@ -146,8 +158,12 @@ def test_rasa_down_while_an_offer_is_due(clinic: Clinic) -> None:
         cancellation = clinic.cancellation(provider)
         assert clinic.offers(cancellation["id"]) == {pid: "pending"}
         clinic.wait_for(
-            lambda: clinic.sql("SELECT attempts FROM outbox o JOIN offers f ON f.id = o.offer_id"
-                               " WHERE f.patient_id = %s", (pid,))[0][0] >= 1,
+            lambda: clinic.sql(
+                "SELECT attempts FROM outbox o JOIN offers f ON f.id = o.offer_id"
+                " WHERE f.patient_id = %s",
+                (pid,),
+            )[0][0]
+            >= 1,
             what="a failed send attempt",
         )
         assert clinic.received(phone) == []
@@ -223,7 +239,6 @@ def test_staff_api_rejects_bad_token_and_bad_phone(clinic: Clinic) -> None:
 
 
 def _entry(clinic: Clinic, patient_id: int) -> int:
-    return clinic.sql("SELECT id FROM waitlist_entries WHERE patient_id = %s AND status = 'active'",
-                      (patient_id,))[0][0]
-
-
+    return clinic.sql(
+        "SELECT id FROM waitlist_entries WHERE patient_id = %s AND status = 'active'", (patient_id,)
+    )[0][0]

@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "events",
+        "audit_events",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.Text(), nullable=False),
@@ -33,9 +33,11 @@ def upgrade() -> None:
             server_default=sa.text("'{}'::jsonb"),
             nullable=False,
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
-    op.create_index(op.f("ix_events_cancellation_id"), "events", ["cancellation_id"], unique=False)
+    op.create_index(
+        op.f("ix_audit_events_cancellation_id"), "audit_events", ["cancellation_id"], unique=False
+    )
     op.create_table(
         "inbound_messages",
         sa.Column("message_sid", sa.Text(), nullable=False),
@@ -312,5 +314,5 @@ def downgrade() -> None:
     op.drop_table("processed_replies")
     op.drop_table("patients")
     op.drop_table("inbound_messages")
-    op.drop_index(op.f("ix_events_cancellation_id"), table_name="events")
-    op.drop_table("events")
+    op.drop_index(op.f("ix_audit_events_cancellation_id"), table_name="audit_events")
+    op.drop_table("audit_events")

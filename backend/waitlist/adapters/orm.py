@@ -203,8 +203,8 @@ outbox = sa.Table(
     sa.Index("ix_outbox_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
 )
 
-events = sa.Table(
-    "events",
+audit_events = sa.Table(
+    "audit_events",
     metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("occurred_at", TS, nullable=False),

@@ -309,7 +309,7 @@ class EventLog:
     ) -> None:
         data = refs.pop("data", None) or {}
         self.session.execute(
-            sa.insert(orm.events).values(
+            sa.insert(orm.audit_events).values(
                 kind=kind,
                 actor=actor.value,
                 actor_ref=actor_ref,
@@ -320,15 +320,15 @@ class EventLog:
         )
 
     def for_cancellation(self, cancellation_id: int) -> list[dict[str, Any]]:
-        e = orm.events.c
+        e = orm.audit_events.c
         rows = self.session.execute(
-            sa.select(orm.events).where(e.cancellation_id == cancellation_id).order_by(e.id)
+            sa.select(orm.audit_events).where(e.cancellation_id == cancellation_id).order_by(e.id)
         ).mappings()
         return [dict(r) for r in rows]
 
     def list(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        e = orm.events.c
-        query = sa.select(orm.events).order_by(e.id.desc()).limit(limit)
+        e = orm.audit_events.c
+        query = sa.select(orm.audit_events).order_by(e.id.desc()).limit(limit)
         if kind:
             query = query.where(e.kind == kind)
         return [dict(r) for r in self.session.execute(query).mappings()]

@@ -163,7 +163,7 @@ def test_two_sweepers_never_process_a_row_twice(
     with clean_db.connect() as conn:
         expired_events = conn.execute(
             sa.text(
-                "SELECT offer_id, count(*) FROM events WHERE kind = 'offer_expired' GROUP BY offer_id"
+                "SELECT offer_id, count(*) FROM audit_events WHERE kind = 'offer_expired' GROUP BY offer_id"
             )
         ).all()
     assert len(expired_events) == 30 and all(n == 1 for _, n in expired_events)
