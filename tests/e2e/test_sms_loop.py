@@ -182,6 +182,7 @@ def test_twilio_error_500_fails_the_offer_and_refills(clinic: Clinic) -> None:
     cancellation = clinic.cancellation(provider)
     clinic.wait_for(lambda: clinic.offers(cancellation["id"]).get(a) == "failed", what="failed")
     assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
+    assert clinic.offers(cancellation["id"])[b] == "pending"
     assert clinic.received(phone_a) == []
     assert clinic.api("GET", f"/patients/{a}")["opted_out"] is False
 
@@ -194,6 +195,7 @@ def test_twilio_21610_marks_the_patient_opted_out(clinic: Clinic) -> None:
     cancellation = clinic.cancellation(provider)
     clinic.wait_for(lambda: clinic.offers(cancellation["id"]).get(a) == "failed", what="failed")
     assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
+    assert clinic.offers(cancellation["id"])[b] == "pending"
     assert clinic.api("GET", f"/patients/{a}")["opted_out"] is True
 
 
@@ -205,6 +207,7 @@ def test_undelivered_status_callback_frees_the_seat(clinic: Clinic) -> None:
     cancellation = clinic.cancellation(provider)
     clinic.wait_for(lambda: clinic.offers(cancellation["id"]).get(a) == "failed", what="failed")
     assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
+    assert clinic.offers(cancellation["id"])[b] == "pending"
 
 
 def test_backend_restart_in_the_middle_of_a_hold(clinic: Clinic) -> None:
