@@ -137,7 +137,8 @@ class Clinic:
 
     def sql(self, query: str, params: tuple = ()) -> list[tuple]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            return conn.execute(query, params).fetchall()
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
 
     def fault(self, **body: Any) -> None:
         self.simulator.post("/simulator/faults", json=body).raise_for_status()
