@@ -50,8 +50,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 TABLES = (
-    "audit_events, outbox, offers, cancellations, waitlist_entries, patients, providers, "
-    "processed_replies, inbound_messages"
+    "audit_events, outbox, offers, cancellations, waitlist_entry_providers, waitlist_entries, "
+    "patients, providers, processed_replies, inbound_messages"
 )
 
 

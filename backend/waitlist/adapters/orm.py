@@ -135,6 +135,45 @@ waitlist_entries = sa.Table(
     ),
 )
 
+# Filled by a trigger on waitlist_entries (migration 0003): one row per provider an entry names, so the
+# selection can walk "entries naming this provider" in score order through an index.
+waitlist_entry_providers = sa.Table(
+    "waitlist_entry_providers",
+    metadata,
+    sa.Column("provider_id", sa.Integer, primary_key=True),
+    sa.Column(
+        "entry_id",
+        sa.ForeignKey("waitlist_entries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("manual_boost", sa.SmallInteger, nullable=False),
+    sa.Column("joined_at", TS, nullable=False),
+    sa.Column("current_appointment_at", TS),
+    *[
+        sa.Index(
+            f"ix_entry_providers_walk_{group}",
+            "provider_id",
+            sa.text("manual_boost DESC"),
+            "joined_at",
+            "entry_id",
+            postgresql_where=sa.text(f"status = 'active' AND {group_sql}"),
+        )
+        for group, group_sql in (
+            ("urgent", "urgent"),
+            ("boosted", "NOT urgent AND manual_boost > 0"),
+            ("plain", "NOT urgent AND manual_boost = 0"),
+        )
+    ],
+    sa.Index(
+        "ix_entry_providers_latest_appointment",
+        "provider_id",
+        "current_appointment_at",
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+)
+
 cancellations = sa.Table(
     "cancellations",
     metadata,

@@ -7,11 +7,11 @@ have 50,000 eligible entries out of 1,000,000). The score is bounded, though:
 
 and waiting points only grow the earlier a patient joined. So entries are walked through partial
 indexes in (static part descending, joined-at ascending) order, one walk per way of matching the
-slot (its provider type; "anyone"), split into urgent, boosted and plain entries. A walk stops as
-soon as nothing further along it could still enter the top k: the best score an unseen entry could
-have (its static level + max appointment points + waiting points at the walk's position) is below
-the k-th best, or equal with a later join date, which loses the tie. Entries naming the slot's
-provider are few and scored in full.
+slot (naming its provider, through the trigger-kept waitlist_entry_providers; its provider type;
+"anyone"), split into urgent, boosted and plain entries. A walk stops as soon as nothing further
+along it could still enter the top k: the best score an unseen entry could have (its static level +
+the appointment points of the walk's latest appointment + waiting points at the walk's position) is
+below the k-th best, or equal with a later join date, which loses the tie.
 
 The result is exactly that of `EXHAUSTIVE_SQL`, which the tests compare against on random data.
 """
@@ -143,7 +143,12 @@ _COLUMNS = """s.entry_id, s.patient_id, s.joined_at, s.urgent, s.boost,
 _RANKING = "score DESC, s.joined_at, s.entry_id"
 
 
-def _scored(where: str, walk_order: str = "") -> sa.TextClause:
+ENTRIES = "waitlist_entries w"
+# Entries naming a provider, one row each in waitlist_entry_providers (kept by a trigger).
+NAMED_ENTRIES = "waitlist_entry_providers pp JOIN waitlist_entries w ON w.id = pp.entry_id"
+
+
+def _scored(where: str, walk_order: str = "", source: str = ENTRIES) -> sa.TextClause:
     """Eligible entries matching `where`; with walk_order, the first :page of them in that order."""
     order = f"ORDER BY {walk_order} LIMIT :page" if walk_order else ""
     return sa.text(
@@ -151,7 +156,7 @@ def _scored(where: str, walk_order: str = "") -> sa.TextClause:
         SELECT {_COLUMNS}
         FROM (
             SELECT w.id AS entry_id, w.patient_id, w.joined_at, {SCORE_PARTS}
-            FROM waitlist_entries w
+            FROM {source}
             JOIN patients p ON p.id = w.patient_id
             WHERE {where} AND {ENTRY_RULES} AND {OFFER_RULES}
             {order}
@@ -163,57 +168,69 @@ def _scored(where: str, walk_order: str = "") -> sa.TextClause:
 # The plain definition: score every eligible entry. Used by tests as the reference.
 EXHAUSTIVE_SQL = sa.text(_scored(MATCHES_PROVIDER).text + f" ORDER BY {_RANKING} LIMIT :limit")
 
-# Entries naming the slot's provider: no index gives them in score order, so the best :page by the
-# entry's own rules are scored first, and only those are checked against offers (the costly part).
-NAMED_PROVIDER_SQL = sa.text(
-    f"""
-    SELECT t.* FROM (
-        SELECT {_COLUMNS}
-        FROM (
-            SELECT w.id AS entry_id, w.patient_id, w.joined_at, {SCORE_PARTS}
-            FROM waitlist_entries w
-            JOIN patients p ON p.id = w.patient_id
-            WHERE w.provider_ids @> ARRAY[CAST(:provider_id AS integer)] AND {ENTRY_RULES}
-        ) s
-        ORDER BY {_RANKING}
-        LIMIT :page
-    ) t
-    JOIN LATERAL (SELECT t.patient_id AS patient_id) w ON true
-    WHERE {OFFER_RULES}
-    """
-)
 
-BY_TYPE = "w.provider_type = :provider_type"
-ANYONE = "w.provider_ids IS NULL AND w.provider_type IS NULL"
-PLAIN = "NOT w.urgent AND w.manual_boost = 0"
-URGENT = "w.urgent"
-BOOSTED = "NOT w.urgent AND w.manual_boost > 0"
-WALK_ORDER = "w.manual_boost DESC, w.joined_at, w.id"
+@dataclass(frozen=True)
+class Match:
+    """One way an entry can match the slot, with the rows and partial indexes that walk it."""
+
+    source: str
+    condition: str
+    alias: str  # the table whose urgent / manual_boost / joined_at columns the indexes hold
+    id_column: str
+
+
+MATCHES = {
+    "named": Match(
+        NAMED_ENTRIES, "pp.provider_id = :provider_id AND pp.status = 'active'", "pp", "entry_id"
+    ),
+    "type": Match(ENTRIES, "w.provider_type = :provider_type", "w", "id"),
+    "anyone": Match(ENTRIES, "w.provider_ids IS NULL AND w.provider_type IS NULL", "w", "id"),
+}
+# (name, condition, lowest boost in the group); the conditions match the indexes' predicates
+GROUPS = (
+    ("urgent", "{a}.urgent", 0),
+    ("boosted", "NOT {a}.urgent AND {a}.manual_boost > 0", 1),
+    ("plain", "NOT {a}.urgent AND {a}.manual_boost = 0", 0),
+)
 
 
 @dataclass(frozen=True)
 class Walk:
-    """Entries of one static level group, in the order of a partial index (ix_waitlist_walk_*)."""
+    """Entries of one match and static group, in the order of a partial index (ix_*_walk_*)."""
 
     sql: sa.TextClause
-    match: str  # how the entries match the slot: "type" or "anyone"
+    match: str
     lowest_boost: int  # the walk holds no entry with a smaller boost than this
 
 
-MATCHES = {"type": BY_TYPE, "anyone": ANYONE}
 WALKS = [
-    Walk(_scored(f"{match_sql} AND {group}", WALK_ORDER), match, lowest)
-    for match, match_sql in MATCHES.items()
-    for group, lowest in ((URGENT, 0), (BOOSTED, 1), (PLAIN, 0))
+    Walk(
+        _scored(
+            f"{m.condition} AND {group.format(a=m.alias)}",
+            f"{m.alias}.manual_boost DESC, {m.alias}.joined_at, {m.alias}.{m.id_column}",
+            m.source,
+        ),
+        name,
+        lowest,
+    )
+    for name, m in MATCHES.items()
+    for _, group, lowest in GROUPS
 ]
 # The latest current appointment among a walk's entries caps the appointment points any of them
 # can have; without it, a list where nobody has far-off appointments would be walked to the end.
 LATEST_APPOINTMENT_SQL = {
-    match: sa.text(
+    "named": sa.text(
+        "SELECT max(pp.current_appointment_at) FROM waitlist_entry_providers pp"
+        " WHERE pp.provider_id = :provider_id AND pp.status = 'active'"
+    ),
+    "type": sa.text(
         "SELECT max(w.current_appointment_at) FROM waitlist_entries w"
-        f" WHERE w.status = 'active' AND {match_sql}"
-    )
-    for match, match_sql in MATCHES.items()
+        " WHERE w.status = 'active' AND w.provider_type = :provider_type"
+    ),
+    "anyone": sa.text(
+        "SELECT max(w.current_appointment_at) FROM waitlist_entries w"
+        " WHERE w.status = 'active' AND w.provider_ids IS NULL AND w.provider_type IS NULL"
+    ),
 }
 SCORE_PARTS_SQL = sa.text(f"SELECT {SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
 
@@ -259,11 +276,6 @@ def select(
     """The top `limit` eligible entries (one per patient), without scoring the whole list."""
     wanted = limit + SPARE
     found: dict[int, Candidate] = {}
-    for page in (PAGE, 1024, 2**31 - 1):
-        named = _rows(session.execute(NAMED_PROVIDER_SQL, {**params, "page": page}))
-        if len(named) >= wanted or page > 1024:
-            break  # enough survived the offer rules, or every named entry was read
-    found.update((row.candidate.entry_id, row.candidate) for row in named)
     now: datetime = params["now"]
 
     def appointment_points(appointment: datetime | None) -> int:

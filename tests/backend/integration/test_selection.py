@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from tests.backend import builders
 from waitlist.config import Settings
@@ -189,3 +190,37 @@ def test_entry_fulfilled_or_removed_is_not_offered(
     cid = _slot_cancellation(uow, clock, settings, prov)
     assert builders.states(uow, cid) == {b: "pending"}
     assert model.EntryStatus.REMOVED.value == staff.get_entry(uow, entry_a, now, settings)["status"]
+
+
+def test_named_provider_rows_follow_the_entry(
+    uow: UnitOfWork, clock: FakeClock, settings: Settings, clean_db
+) -> None:
+    """The trigger-kept waitlist_entry_providers mirrors each entry's provider list and state."""
+    now = clock.now()
+    a, b = builders.provider(uow, now), builders.provider(uow, now, "Dr. Ortiz")
+    pid = builders.patient(uow, now, 0)
+    eid = builders.entry(uow, now, settings, pid, provider_ids=[a, b])
+
+    def rows() -> list[tuple]:
+        with clean_db.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT provider_id, status, urgent, manual_boost FROM waitlist_entry_providers"
+                    " WHERE entry_id = :e ORDER BY provider_id"
+                ),
+                {"e": eid},
+            ).all()
+
+    assert rows() == [(a, "active", False, 0), (b, "active", False, 0)]
+    staff.update_entry(
+        uow,
+        eid,
+        staff.EntryInput(provider_ids=[b], urgent=True, manual_boost=4),
+        {"provider_ids", "urgent", "manual_boost"},
+        now,
+        settings,
+        "test",
+    )
+    assert rows() == [(b, "active", True, 4)]
+    staff.remove_entry(uow, eid, now, settings, "test")
+    assert rows() == [(b, "removed", True, 4)]
