@@ -18,7 +18,9 @@ depends_on = None
 SYNC_FUNCTION = """
 CREATE FUNCTION sync_waitlist_entry_providers() RETURNS trigger AS $$
 BEGIN
-    DELETE FROM waitlist_entry_providers WHERE entry_id = NEW.id;
+    IF TG_OP = 'UPDATE' THEN
+        DELETE FROM waitlist_entry_providers WHERE entry_id = NEW.id;
+    END IF;
     INSERT INTO waitlist_entry_providers
         (provider_id, entry_id, status, urgent, manual_boost, joined_at, current_appointment_at)
     SELECT DISTINCT p, NEW.id, NEW.status, NEW.urgent, NEW.manual_boost, NEW.joined_at,
@@ -93,6 +95,12 @@ def upgrade() -> None:
         ["provider_id", sa.literal_column("manual_boost DESC"), "joined_at", "entry_id"],
         unique=False,
         postgresql_where=sa.text("status = 'active' AND urgent"),
+    )
+    op.create_index(
+        op.f("ix_waitlist_entry_providers_entry_id"),
+        "waitlist_entry_providers",
+        ["entry_id"],
+        unique=False,
     )
     op.execute(SYNC_FUNCTION)
     op.execute(SYNC_TRIGGER)

@@ -145,6 +145,7 @@ waitlist_entry_providers = sa.Table(
         "entry_id",
         sa.ForeignKey("waitlist_entries.id", ondelete="CASCADE"),
         primary_key=True,
+        index=True,  # the trigger replaces an entry's rows by entry_id
     ),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("urgent", sa.Boolean, nullable=False),

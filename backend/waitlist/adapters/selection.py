@@ -232,6 +232,16 @@ LATEST_APPOINTMENT_SQL = {
         " WHERE w.status = 'active' AND w.provider_ids IS NULL AND w.provider_type IS NULL"
     ),
 }
+# One round trip for what every selection needs first: the latest appointment per match ...
+LATEST_APPOINTMENTS_SQL = sa.text(
+    "SELECT " + ", ".join(f"({q.text}) AS {name}" for name, q in LATEST_APPOINTMENT_SQL.items())
+)
+# ... and the first page of every walk, tagged with the walk's index.
+FIRST_PAGES_SQL = sa.text(
+    " UNION ALL ".join(
+        f"(SELECT {n} AS walk, f.* FROM ({walk.sql.text}) f)" for n, walk in enumerate(WALKS)
+    )
+)
 SCORE_PARTS_SQL = sa.text(f"SELECT {SCORE_PARTS} FROM waitlist_entries w WHERE w.id = :entry_id")
 
 
@@ -284,10 +294,8 @@ def select(
                 return points
         return 0
 
-    max_appointment_by_match = {
-        match: appointment_points(session.execute(query, params).scalar())
-        for match, query in LATEST_APPOINTMENT_SQL.items()
-    }
+    latest = session.execute(LATEST_APPOINTMENTS_SQL, params).one()._mapping
+    max_appointment_by_match = {match: appointment_points(latest[match]) for match in MATCHES}
 
     def waiting_points(joined_at: datetime) -> int:
         waited_days = max(0, (now - joined_at).days)
@@ -309,11 +317,21 @@ def select(
             return False
         return True
 
-    for walk in WALKS:
+    first_pages: list[list[Any]] = [[] for _ in WALKS]
+    for result_row in session.execute(FIRST_PAGES_SQL, {**params, "page": PAGE}):
+        first_pages[result_row.walk].append(result_row)
+    for number, walk in enumerate(WALKS):
         max_appointment = max_appointment_by_match[walk.match]
         page = PAGE
         while True:
-            rows = _rows(session.execute(walk.sql, {**params, "page": page}))
+            if page == PAGE:
+                # UNION ALL keeps no order: put the page back in walk order
+                rows = sorted(
+                    _rows(first_pages[number]),
+                    key=lambda r: (-r.boost, r.candidate.joined_at, r.candidate.entry_id),
+                )
+            else:
+                rows = _rows(session.execute(walk.sql, {**params, "page": page}))
             for row in rows:
                 found[row.candidate.entry_id] = row.candidate
             if len(rows) < page:
