@@ -88,6 +88,15 @@ def test_weak_yes_asks_to_confirm_and_never_claims() -> None:
     assert slots_set(events)["awaiting_confirmation"] is True
 
 
+def test_accept_reached_without_an_accept_intent_only_asks() -> None:
+    backend = FakeBackend(answer("open_offer", OFFER))
+    messages, _ = run_action(
+        ActionAccept(backend), make_tracker("hmm", intent="nlu_fallback", confidence=0.99)
+    )
+    assert [kind for kind, _ in backend.calls] == ["offers/current"]
+    assert responses(messages) == ["utter_confirm_accept"]
+
+
 def test_weak_yes_without_open_offer_says_so() -> None:
     backend = FakeBackend(answer("no_open_offer"))
     messages, events = run_action(ActionAccept(backend), make_tracker("ok", confidence=0.55))

@@ -1,0 +1,148 @@
+"""Small client for the backend's reply API (`docs/reply-api.md`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKEND_URL = "http://127.0.0.1:8000"
+API_PREFIX = "/internal/v1"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_RETRIES = 2
+DEFAULT_BACKOFF_SECONDS = 0.25
+
+
+class BackendUnavailable(Exception):
+    """The backend could not give a usable answer (down, 5xx, timeout, bad reply)."""
+
+
+@dataclass(frozen=True)
+class BackendReply:
+    """The common answer shape: outcome, offer and patient (plus `not_before`)."""
+
+    outcome: str
+    offer: dict[str, Any] | None = None
+    patient: dict[str, Any] | None = None
+    not_before: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Any) -> BackendReply:
+        """Validates the minimum we rely on, so actions never see a half answer."""
+        if not isinstance(body, dict) or not isinstance(body.get("outcome"), str):
+            raise BackendUnavailable("backend answer has no outcome")
+        offer = body.get("offer")
+        patient = body.get("patient")
+        return cls(
+            outcome=body["outcome"],
+            offer=offer if isinstance(offer, dict) else None,
+            patient=patient if isinstance(patient, dict) else None,
+            not_before=body.get("not_before"),
+            raw=body,
+        )
+
+    @property
+    def language(self) -> str | None:
+        """The patient's language when the backend knows the phone."""
+        if self.patient and isinstance(self.patient.get("language"), str):
+            return self.patient["language"]
+        return None
+
+
+class ReplyApi(Protocol):
+    """What the actions need from the backend; tests pass a fake."""
+
+    async def reply(
+        self, kind: str, phone: str, message_id: str, **fields: Any
+    ) -> BackendReply: ...
+
+    async def current_offer(self, phone: str) -> BackendReply: ...
+
+
+def mask_phone(phone: str | None) -> str:
+    """Logs must not carry full phone numbers: keep only the last 4 digits."""
+    if not phone:
+        return "<none>"
+    return "***" + phone[-4:] if len(phone) > 4 else "***"
+
+
+class BackendClient:
+    """HTTP client for `/internal/v1/` with bounded retries."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF_SECONDS,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("BACKEND_URL") or DEFAULT_BACKEND_URL).rstrip(
+            "/"
+        )
+        self._token = token if token is not None else os.environ.get("ACTIONS_API_TOKEN", "")
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._transport = transport
+
+    async def reply(self, kind: str, phone: str, message_id: str, **fields: Any) -> BackendReply:
+        """POST /replies/{kind}. Retrying is safe: `message_id` makes it idempotent."""
+        body = {"phone": phone, "message_id": message_id, **fields}
+        return await self._request("POST", f"/replies/{kind}", json=body)
+
+    async def current_offer(self, phone: str) -> BackendReply:
+        """GET /offers/current for the details questions and weak accepts."""
+        return await self._request("GET", "/offers/current", params={"phone": phone})
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> BackendReply:
+        headers = {"Authorization": f"Bearer {self._token}"}
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        attempts = self._retries + 1
+        last_error: str = ""
+        async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
+            for attempt in range(1, attempts + 1):
+                try:
+                    response = await client.request(method, url, headers=headers, **kwargs)
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                    # Nothing reached the backend (or the connection dropped): worth a retry.
+                    last_error = f"{type(exc).__name__}"
+                except httpx.HTTPError as exc:
+                    # A read timeout may mean the backend is busy; retrying would only pile on.
+                    raise BackendUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+                else:
+                    if response.status_code >= 500:
+                        last_error = f"HTTP {response.status_code}"
+                    elif response.status_code >= 400:
+                        # 4xx is our bug or a config problem (token): retrying cannot help.
+                        raise BackendUnavailable(
+                            f"{method} {path}: HTTP {response.status_code} {_error_text(response)}"
+                        )
+                    else:
+                        try:
+                            payload = response.json()
+                        except ValueError as exc:
+                            raise BackendUnavailable(f"{method} {path}: invalid JSON") from exc
+                        return BackendReply.from_json(payload)
+                if attempt < attempts:
+                    await asyncio.sleep(self._backoff * attempt)
+        raise BackendUnavailable(f"{method} {path}: {last_error} after {attempts} attempts")
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The contract's error body names the field; useful in logs, never shown to patients."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        return f"{body.get('error', '')} (field: {body.get('field', '-')})"
+    return ""

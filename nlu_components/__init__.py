@@ -1,0 +1,1 @@
+"""Custom NLU components for the waitlist assistant's Rasa pipeline."""

@@ -1,0 +1,121 @@
+"""Deterministic carrier keywords (STOP, START, HELP, ...).
+
+Carriers and Twilio treat these single-word messages as commands, so the
+assistant must never leave them to a statistical classifier. This component
+runs after the classifiers (and after the FallbackClassifier) and overrides
+the intent with confidence 1.0 when the whole message is one keyword.
+A longer message such as "STOP please" is left to NLU.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+DEFAULT_KEYWORDS: dict[str, list[str]] = {
+    "opt_out": [
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "revoke",
+        "optout",
+    ],
+    "opt_in": ["start", "unstop"],
+    "help": ["help", "info"],
+}
+
+# Everything that is not a letter or digit counts as punctuation/decoration,
+# so "Stop.", " stop ", "STOP!!" and "*stop*" all reduce to "stop".
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_keyword(text: str | None) -> str:
+    """Lower-case the text and drop surrounding spaces and punctuation."""
+    if not text:
+        return ""
+    folded = unicodedata.normalize("NFKC", text).casefold().strip()
+    # Strip punctuation only at the edges: "opt-out" inside must stay two parts.
+    return re.sub(r"^[\W_]+|[\W_]+$", "", folded)
+
+
+def keyword_intent(text: str | None, keywords: dict[str, list[str]]) -> str | None:
+    """Return the intent for a whole-message keyword, or None."""
+    word = normalise_keyword(text)
+    if not word or _NON_WORD.search(word):
+        # Empty, or more than one word: not a carrier keyword.
+        return None
+    for intent, words in keywords.items():
+        if word in words:
+            return intent
+    return None
+
+
+def override_intent(message: Message, intent: str) -> None:
+    """Sets `intent` with confidence 1.0 and puts it first in the ranking."""
+    prediction = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}
+    message.set(INTENT, prediction, add_to_output=True)
+    # Keep the classifier's ranking for debugging, minus the overridden entry.
+    ranking = [
+        entry
+        for entry in message.get(INTENT_RANKING_KEY) or []
+        if entry.get(INTENT_NAME_KEY) != intent
+    ]
+    message.set(INTENT_RANKING_KEY, [dict(prediction)] + ranking, add_to_output=True)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class CarrierKeywordClassifier(GraphComponent):
+    """Overrides the predicted intent for single-word carrier keywords."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """Keywords per intent; lower case, compared after normalisation."""
+        return {"keywords": DEFAULT_KEYWORDS}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        raw: dict[str, list[str]] = config.get("keywords") or DEFAULT_KEYWORDS
+        self._keywords = {
+            intent: [normalise_keyword(word) for word in words] for intent, words in raw.items()
+        }
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CarrierKeywordClassifier:
+        """Creates the component; there is nothing to train or persist."""
+        return cls(config)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Training data passes through untouched."""
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Overrides the intent of messages that are exactly one keyword."""
+        for message in messages:
+            intent = keyword_intent(message.get(TEXT), self._keywords)
+            if intent is None:
+                continue
+            override_intent(message, intent)
+        return messages
