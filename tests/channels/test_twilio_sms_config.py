@@ -74,7 +74,8 @@ def test_credentials_yml_loads_the_channel(monkeypatch: pytest.MonkeyPatch) -> N
     )
     assert channel.sender.http_client.api_base_url == "http://127.0.0.1:8088"
     assert isinstance(channel.dedup_store, MemoryInboundDedupStore)
-    assert "rest" in [type(channel).name() for channel in channels]
+    # no unsigned REST channel: it would let anyone speak as any patient
+    assert [type(channel).name() for channel in channels] == ["twilio"]
 
 
 def test_database_url_selects_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
