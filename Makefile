@@ -102,7 +102,7 @@ nlu-cross-validation: $(RASA_VENV)/.installed
 
 bench: venvs
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
-	  $(BPY) -m bench.selection && $(BPY) -m bench.claims && $(BPY) -m bench.sweep
+	  $(BPY) -m bench.selection && $(BPY) -m bench.claims && $(BPY) -m bench.sweep && $(MAKE) --no-print-directory $(MODEL) && $(BPY) -m bench.sms_latency
 
 clean:
 	rm -rf $(BACKEND_VENV) $(RASA_VENV) models results .rasa
