@@ -93,6 +93,17 @@ class BackendClient:
         self._retries = retries
         self._backoff = backoff
         self._transport = transport
+        # One connection pool per event loop: building a client (and its SSL context) per call
+        # cost about 20 ms of every action turn.
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+            self._client_loop = loop
+        return self._client
 
     async def reply(self, kind: str, phone: str, message_id: str, **fields: Any) -> BackendReply:
         """POST /replies/{kind}. Retrying is safe: `message_id` makes it idempotent."""
@@ -108,32 +119,32 @@ class BackendClient:
         url = f"{self.base_url}{API_PREFIX}{path}"
         attempts = self._retries + 1
         last_error: str = ""
-        async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
-            for attempt in range(1, attempts + 1):
-                try:
-                    response = await client.request(method, url, headers=headers, **kwargs)
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-                    # Nothing reached the backend (or the connection dropped): worth a retry.
-                    last_error = f"{type(exc).__name__}"
-                except httpx.HTTPError as exc:
-                    # A read timeout may mean the backend is busy; retrying would only pile on.
-                    raise BackendUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+        client = self._http()
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await client.request(method, url, headers=headers, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                # Nothing reached the backend (or the connection dropped): worth a retry.
+                last_error = f"{type(exc).__name__}"
+            except httpx.HTTPError as exc:
+                # A read timeout may mean the backend is busy; retrying would only pile on.
+                raise BackendUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+            else:
+                if response.status_code >= 500:
+                    last_error = f"HTTP {response.status_code}"
+                elif response.status_code >= 400:
+                    # 4xx is our bug or a config problem (token): retrying cannot help.
+                    raise BackendUnavailable(
+                        f"{method} {path}: HTTP {response.status_code} {_error_text(response)}"
+                    )
                 else:
-                    if response.status_code >= 500:
-                        last_error = f"HTTP {response.status_code}"
-                    elif response.status_code >= 400:
-                        # 4xx is our bug or a config problem (token): retrying cannot help.
-                        raise BackendUnavailable(
-                            f"{method} {path}: HTTP {response.status_code} {_error_text(response)}"
-                        )
-                    else:
-                        try:
-                            payload = response.json()
-                        except ValueError as exc:
-                            raise BackendUnavailable(f"{method} {path}: invalid JSON") from exc
-                        return BackendReply.from_json(payload)
-                if attempt < attempts:
-                    await asyncio.sleep(self._backoff * attempt)
+                    try:
+                        payload = response.json()
+                    except ValueError as exc:
+                        raise BackendUnavailable(f"{method} {path}: invalid JSON") from exc
+                    return BackendReply.from_json(payload)
+            if attempt < attempts:
+                await asyncio.sleep(self._backoff * attempt)
         raise BackendUnavailable(f"{method} {path}: {last_error} after {attempts} attempts")
 
 

@@ -303,19 +303,21 @@ def select(
             scoring.max_waiting_points, (waited_days // 30) * scoring.points_per_30_days_waiting
         )
 
-    def nothing_left_can_win(last: _Row, max_appointment: int) -> bool:
+    def nothing_left_can_win(last: _Row, max_appointment: int, lowest_boost: int) -> bool:
         ranked = sorted(found.values(), key=lambda c: c.rank_key)
         if len(ranked) < wanted:
             return False
         kth = ranked[wanted - 1]
+        # entries of a lower level may come in any join order, so they could win a tie
+        lower_level = last.static - 1 + max_appointment + scoring.max_waiting_points
+        if last.boost > lowest_boost and kth.score <= lower_level:
+            return False
         # unseen entries of the same level come later in join order, so they lose a tie
         same_level = last.static + max_appointment + waiting_points(last.candidate.joined_at)
-        if kth.score < same_level or (
+        return kth.score > same_level or (
             kth.score == same_level
-            and (kth.joined_at, kth.entry_id) > (last.candidate.joined_at, last.candidate.entry_id)
-        ):
-            return False
-        return True
+            and (kth.joined_at, kth.entry_id) <= (last.candidate.joined_at, last.candidate.entry_id)
+        )
 
     first_pages: list[list[Any]] = [[] for _ in WALKS]
     for result_row in session.execute(FIRST_PAGES_SQL, {**params, "page": PAGE}):
@@ -336,18 +338,7 @@ def select(
                 found[row.candidate.entry_id] = row.candidate
             if len(rows) < page:
                 break  # walked to the end
-            last = rows[-1]
-            lower_levels_can_win = (
-                last.boost > walk.lowest_boost
-                and _kth_score(found, wanted)
-                <= last.static - 1 + max_appointment + scoring.max_waiting_points
-            )
-            if not lower_levels_can_win and nothing_left_can_win(last, max_appointment):
+            if nothing_left_can_win(rows[-1], max_appointment, walk.lowest_boost):
                 break
             page *= 4  # walk further: re-read from the start with a longer page
     return best_distinct_patients(list(found.values()), limit)
-
-
-def _kth_score(found: dict[int, Candidate], wanted: int) -> int:
-    ranked = sorted(found.values(), key=lambda c: c.rank_key)
-    return ranked[wanted - 1].score if len(ranked) >= wanted else -1
