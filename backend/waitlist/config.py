@@ -56,6 +56,15 @@ class Settings:
     twilio_auth_token: str = ""
     sweep_seconds: int = 5
     data_dir: str = ".data"
+    # an offer whose text could not leave within this bound is released without penalty
+    offer_send_deadline: timedelta = timedelta(minutes=10)
+    # this many failed sends in a row pause all offering until a text leaves again
+    failures_to_pause: int = 5
+    # a paused breaker lets offers through again this long after the last failure (their sends
+    # are the probe: one failure pauses again at once)
+    pause_probe_after: timedelta = timedelta(seconds=60)
+    # how long one send may take before another dispatcher takes the message over
+    send_lease: timedelta = timedelta(seconds=60)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,4 +99,8 @@ class Settings:
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or "",
             sweep_seconds=_int(env, "SWEEP_SECONDS", 5, minimum=1),
             data_dir=env.get("DATA_DIR") or ".data",
+            offer_send_deadline=timedelta(
+                minutes=_int(env, "OFFER_SEND_DEADLINE_MINUTES", 10, minimum=1)
+            ),
+            failures_to_pause=_int(env, "SEND_FAILURES_TO_PAUSE", 5, minimum=1),
         )

@@ -51,7 +51,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 TABLES = (
     "audit_events, outbox, offers, cancellations, waitlist_entry_providers, waitlist_entries, "
-    "patients, providers, processed_replies, inbound_messages"
+    "patients, providers, processed_replies, inbound_messages, sms_sends"
 )
 
 
@@ -59,6 +59,12 @@ TABLES = (
 def clean_db(engine: Engine) -> Engine:
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        conn.execute(
+            sa.text(
+                "UPDATE messaging_health SET consecutive_failures = 0, paused_since = NULL,"
+                " last_error = NULL"
+            )
+        )
     return engine
 
 

@@ -25,8 +25,14 @@ def create_engine(database_url: str, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # error messages must never quote phone numbers or names from the statement's parameters
+        hide_parameters=True,
         # short OLTP queries: parallel workers and JIT compilation cost more than they save
-        connect_args={"options": "-c max_parallel_workers_per_gather=0 -c jit=off"},
+        # a lock wait is bounded, so a claim answers (or fails and is retried) within seconds
+        connect_args={
+            "options": "-c max_parallel_workers_per_gather=0 -c jit=off -c lock_timeout=10s",
+            "connect_timeout": 5,
+        },
     )
 
 

@@ -7,6 +7,7 @@ holds the offer and the patient's answer. `RecordingMessenger` is the in-process
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +26,7 @@ INTENT_BY_KIND = {
 @dataclass(frozen=True)
 class OutboundMessage:
     kind: str  # offer | slot_filled | offer_withdrawn
+    ref: str  # one text, however often it is retried (the connector sends each ref once)
     phone: str
     language: str
     offer_id: int
@@ -47,34 +49,33 @@ class OutboundMessage:
 class SendError(Exception):
     """The message did not go out."""
 
-    def __init__(self, reason: str, permanent: bool, carrier_opted_out: bool = False) -> None:
+    def __init__(self, reason: str, permanent: bool, code: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        # permanent: this message will never go out (frees the offer's seat);
-        # otherwise the dispatcher tries again later and nothing is lost
+        # permanent: Twilio refused this number (21211, 21610, 21614...): the offer fails and its
+        # seat is freed. Otherwise (Twilio 5xx/429/timeout, Rasa down) the dispatcher retries and
+        # nothing is lost.
         self.permanent = permanent
-        self.carrier_opted_out = carrier_opted_out
+        self.code = code
 
 
 class Messenger(Protocol):
     def send(self, message: OutboundMessage) -> None: ...
 
 
-def mask_phone(phone: str) -> str:
-    return phone[:2] + "*" * max(0, len(phone) - 6) + phone[-4:] if len(phone) > 6 else "***"
-
-
 @dataclass
 class RecordingMessenger:
-    """Keeps what it was asked to send; can be told to fail for a phone number."""
+    """Keeps what it was asked to send; can be told to fail for a phone number, or for everyone
+    (`outage`: Twilio or Rasa down)."""
 
     sent: list[OutboundMessage] = field(default_factory=list)
     failures: dict[str, SendError] = field(default_factory=dict)
+    outage: SendError | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: OutboundMessage) -> None:
         with self._lock:
-            failure = self.failures.get(message.phone)
+            failure = self.outage or self.failures.get(message.phone)
             if failure is not None:
                 raise failure
             self.sent.append(message)
@@ -83,8 +84,13 @@ class RecordingMessenger:
         return [m for m in self.sent if m.phone == phone]
 
 
+# The connector raises "twilio-send-error kind=permanent code=21211 ..." (channels/twilio_sms.py);
+# Rasa's trigger_intent answers 500 with that text inside its error message.
+_SEND_ERROR = re.compile(r"twilio-send-error kind=(permanent|transient)(?: code=(\d+))?")
+
+
 class RasaMessenger:
-    def __init__(self, rasa_url: str, token: str, timeout: float = 15.0) -> None:
+    def __init__(self, rasa_url: str, token: str, timeout: float = 20.0) -> None:
         self.rasa_url = rasa_url.rstrip("/")
         self.token = token
         self.client = httpx.Client(timeout=timeout)
@@ -95,20 +101,17 @@ class RasaMessenger:
         try:
             response = self.client.post(
                 url,
-                params={"output_channel": "twilio", "token": self.token},
+                params={"output_channel": "twilio", "token": self.token, "ref": message.ref},
                 json={"name": INTENT_BY_KIND[message.kind], "entities": message.entities()},
             )
         except httpx.HTTPError as exc:
             raise SendError(f"Rasa unreachable: {type(exc).__name__}", permanent=False) from exc
         if response.status_code == 200:
             return
-        body = response.text[:500]
-        if response.status_code == 500:
-            # the connector raised while sending: Twilio refused this message
-            opted_out = "21610" in body
-            raise SendError(
-                f"Rasa could not send (HTTP 500){' : carrier opt-out 21610' if opted_out else ''}",
-                permanent=True,
-                carrier_opted_out=opted_out,
-            )
+        match = _SEND_ERROR.search(response.text[:2000])
+        if match is not None and match.group(1) == "permanent":
+            code = match.group(2)
+            raise SendError(f"Twilio refused the number (code {code})", permanent=True, code=code)
+        if match is not None:
+            raise SendError(f"Twilio did not take the text ({match.group(0)})", permanent=False)
         raise SendError(f"Rasa answered HTTP {response.status_code}", permanent=False)

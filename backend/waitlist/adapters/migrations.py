@@ -15,3 +15,11 @@ def upgrade(database_url: str) -> None:
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
+
+
+def head_revision() -> str | None:
+    """The newest migration in this code base (what a ready database must be at)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config(str(ALEMBIC_INI))
+    return ScriptDirectory.from_config(config).get_current_head()

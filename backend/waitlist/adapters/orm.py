@@ -61,6 +61,7 @@ patients = sa.Table(
     sa.Column("consented_at", TS),
     sa.Column("opted_out", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("opted_out_at", TS),
+    sa.Column("wrong_number_at", TS),
     sa.Column("created_at", TS, nullable=False),
     sa.CheckConstraint("preferred_language IN ('en', 'es')", name="language"),
 )
@@ -206,8 +207,14 @@ offers = sa.Table(
     sa.Column("closed_at", TS),
     sa.Column("close_reason", sa.Text),
     sa.Column("delivery_status", sa.Text),
-    # one offer per patient per slot
-    sa.UniqueConstraint("cancellation_id", "patient_id", name="uq_offers_cancellation_patient"),
+    # one offer per patient per slot (an offer released by our own outage does not count)
+    sa.Index(
+        "uq_offers_cancellation_patient",
+        "cancellation_id",
+        "patient_id",
+        unique=True,
+        postgresql_where=sa.text("state <> 'released'"),
+    ),
     # exactly one winner per slot, whatever the application does
     sa.Index(
         "uq_offers_one_accepted_per_cancellation",
@@ -232,15 +239,32 @@ outbox = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),  # offer | slot_filled | offer_withdrawn
     sa.Column("offer_id", sa.ForeignKey("offers.id"), nullable=False),
-    sa.Column(
-        "status", sa.Text, nullable=False, server_default="pending"
-    ),  # pending|sent|failed|dropped
+    # pending -> sending (leased, no lock held while Rasa and Twilio work) -> sent | failed | dropped
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("lease_until", TS),
     sa.Column("last_error", sa.Text),
+    sa.Column("permanent_error_code", sa.Text),
+    sa.Column("message_sid", sa.Text),
+    sa.Column("delivery_status", sa.Text),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS),
     sa.Index("ix_outbox_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
+    sa.Index("ix_outbox_in_flight", "lease_until", postgresql_where=sa.text("status = 'sending'")),
+    sa.Index("ix_outbox_message_sid", "message_sid"),
+)
+
+# One row: how many sends failed in a row, for the circuit breaker (shared by every replica).
+messaging_health = sa.Table(
+    "messaging_health",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("paused_since", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", TS),
+    sa.CheckConstraint("id = 1", name="single_row"),
 )
 
 audit_events = sa.Table(
@@ -267,12 +291,43 @@ processed_replies = sa.Table(
     sa.Column("created_at", TS, nullable=False),
 )
 
-# Written by the Rasa Twilio connector: one row per inbound MessageSid ever processed.
+# Written by the Rasa Twilio connector: the inbox of inbound texts. A row is `done` only once its
+# turn ran with every part up; until then it is retried in arrival order per phone.
 inbound_messages = sa.Table(
     "inbound_messages",
     metadata,
     sa.Column("message_sid", sa.Text, primary_key=True),
     sa.Column("received_at", TS, nullable=False, server_default=sa.func.now()),
+    sa.Column("phone", sa.Text),
+    sa.Column("body", sa.Text),  # cleared once done: the tracker keeps the conversation
+    sa.Column("num_media", sa.Integer),
+    sa.Column("status", sa.Text, nullable=False, server_default="done"),  # pending|processing|done
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS),
+    sa.Column("lease_until", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("done_at", TS),
+    sa.Index(
+        "ix_inbound_unfinished",
+        "phone",
+        "received_at",
+        postgresql_where=sa.text("status <> 'done'"),
+    ),
+)
+
+# Written by the Rasa Twilio connector: one Twilio message per proactive text `ref`, whatever the
+# retries, so a crash between sending and recording never texts an offer twice.
+sms_sends = sa.Table(
+    "sms_sends",
+    metadata,
+    sa.Column("ref", sa.Text, primary_key=True),
+    sa.Column("phone", sa.Text, nullable=False),
+    sa.Column("body_sha256", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # sending | sent | failed
+    sa.Column("message_sid", sa.Text),
+    sa.Column("error_code", sa.Text),
+    sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", TS, nullable=False, server_default=sa.func.now()),
 )
 
 _mapped = False
@@ -295,5 +350,12 @@ def start_mappers() -> None:
                 offer_mapper, order_by=offers.c.id, lazy="selectin", cascade="all"
             )
         },
+        exclude_properties=["events"],
     )
+
+    # SQLAlchemy builds loaded objects without __init__; give each its own empty event list
+    @sa.event.listens_for(model.Cancellation, "load")
+    def _fresh_events(cancellation: model.Cancellation, _: object) -> None:
+        cancellation.events = []
+
     _mapped = True

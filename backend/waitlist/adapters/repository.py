@@ -8,7 +8,7 @@ Locking conventions (so that several workers and replicas never handle one row t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,14 +116,23 @@ class WaitlistRepository:
 
 
 class CancellationRepository:
+    """Remembers every aggregate it hands out (`seen`), so the unit of work can collect their events."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.seen: list[model.Cancellation] = []
+
+    def _saw(self, cancellation: model.Cancellation | None) -> model.Cancellation | None:
+        if cancellation is not None and not any(c is cancellation for c in self.seen):
+            self.seen.append(cancellation)
+        return cancellation
 
     def add(self, cancellation: model.Cancellation) -> None:
         self.session.add(cancellation)
+        self._saw(cancellation)
 
     def get(self, cancellation_id: int) -> model.Cancellation | None:
-        return self.session.get(model.Cancellation, cancellation_id)
+        return self._saw(self.session.get(model.Cancellation, cancellation_id))
 
     def get_for_update(
         self, cancellation_id: int, skip_locked: bool = False
@@ -144,7 +153,7 @@ class CancellationRepository:
             .with_for_update()
         )
         self.session.refresh(cancellation, attribute_names=["offers"])
-        return cancellation
+        return self._saw(cancellation)
 
     def needing_attention(
         self, now: datetime, policy: model.OfferingPolicy, may_offer: bool
@@ -189,35 +198,46 @@ class OfferRepository:
         return self.session.get(model.Offer, offer_id)
 
     def current_for_patient(self, patient_id: int) -> model.Offer | None:
-        """The offer a reply most likely answers: the pending one, else the most recent one."""
+        """The offer a reply most likely answers: the pending one, else the most recent one.
+
+        Only offers whose text left count: a patient cannot answer an offer they have never seen.
+        """
         o = orm.offers.c
         query = (
             sa.select(model.Offer)
-            .where(o.patient_id == patient_id)
-            .order_by((o.state == "pending").desc(), o.created_at.desc(), o.id.desc())
+            .where(o.patient_id == patient_id, o.sent_at.is_not(None))
+            .order_by((o.state == "pending").desc(), o.sent_at.desc(), o.id.desc())
             .limit(1)
         )
         return self.session.scalars(query).one_or_none()
 
-    def due_holds(self, now: datetime, limit: int) -> list[tuple[int, int]]:
-        """(offer id, cancellation id) of pending offers whose hold ran out; rows stay locked."""
+    def due_holds(self, now: datetime, limit: int) -> dict[int, list[int]]:
+        """Pending offers whose hold ran out, by cancellation id."""
         o = orm.offers.c
         query = (
             sa.select(o.id, o.cancellation_id)
             .where(o.state == "pending", o.expires_at <= now)
             .order_by(o.expires_at)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        return [(row.id, row.cancellation_id) for row in self.session.execute(query)]
+        due: dict[int, list[int]] = {}
+        for row in self.session.execute(query):
+            due.setdefault(row.cancellation_id, []).append(row.id)
+        return due
 
-    def expire(self, offer_ids: list[int], now: datetime) -> None:
+    def unsent_since(self, before: datetime, limit: int) -> dict[int, list[int]]:
+        """Pending offers created before `before` whose text has still not left, by cancellation."""
         o = orm.offers.c
-        self.session.execute(
-            sa.update(orm.offers)
-            .where(o.id.in_(offer_ids), o.state == "pending")
-            .values(state="expired", closed_at=now, close_reason="hold ran out")
+        query = (
+            sa.select(o.id, o.cancellation_id)
+            .where(o.state == "pending", o.sent_at.is_(None), o.created_at < before)
+            .order_by(o.created_at)
+            .limit(limit)
         )
+        unsent: dict[int, list[int]] = {}
+        for row in self.session.execute(query):
+            unsent.setdefault(row.cancellation_id, []).append(row.id)
+        return unsent
 
     def recent_for_phone(self, patient_id: int, since: datetime) -> list[model.Offer]:
         o = orm.offers.c
@@ -235,9 +255,40 @@ class OutboxItem:
     kind: str
     offer_id: int
     attempts: int
+    status: str = "pending"
+    delivery_status: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """The id carried to Twilio (StatusCallback URL) and to the connector's send ledger."""
+        return f"outbox-{self.id}"
+
+
+# A delivery report only moves a message forward; a replayed or late report changes nothing.
+DELIVERY_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+
+
+def ref_to_outbox_id(ref: str | None) -> int | None:
+    if not ref or not ref.startswith("outbox-"):
+        return None
+    tail = ref.removeprefix("outbox-")
+    return int(tail) if tail.isdigit() else None
 
 
 class OutboxRepository:
+    """Texts to send. A row is leased (status `sending`) while Rasa and Twilio work on it, so no
+    transaction or row lock is held across those calls; an expired lease is taken over."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -248,49 +299,183 @@ class OutboxRepository:
             )
         )
 
-    def next_due(self, now: datetime) -> OutboxItem | None:
-        """One due message, locked so that no other dispatcher sends it too."""
+    def claim_next(self, now: datetime, lease: timedelta) -> OutboxItem | None:
+        """Lease one due message (or one whose previous lease ran out) in one statement."""
         t = orm.outbox.c
-        row = self.session.execute(
-            sa.select(t.id, t.kind, t.offer_id, t.attempts)
-            .where(t.status == "pending", t.next_attempt_at <= now)
+        due = (
+            sa.select(t.id)
+            .where(
+                sa.or_(
+                    sa.and_(t.status == "pending", t.next_attempt_at <= now),
+                    sa.and_(t.status == "sending", t.lease_until < now),
+                )
+            )
             .order_by(t.next_attempt_at, t.id)
             .limit(1)
             .with_for_update(skip_locked=True)
-        ).one_or_none()
-        return OutboxItem(row.id, row.kind, row.offer_id, row.attempts) if row else None
-
-    def mark(self, item_id: int, status: str, now: datetime, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "last_error": error}
-        if status == "sent":
-            values["sent_at"] = now
-        self.session.execute(
-            sa.update(orm.outbox)
-            .where(orm.outbox.c.id == item_id)
-            .values(attempts=orm.outbox.c.attempts + 1, **values)
+            .scalar_subquery()
         )
+        row = self.session.execute(
+            sa.update(orm.outbox)
+            .where(t.id == due)
+            .values(status="sending", lease_until=now + lease, attempts=t.attempts + 1)
+            .returning(t.id, t.kind, t.offer_id, t.attempts, t.status, t.delivery_status)
+        ).one_or_none()
+        return OutboxItem(*row) if row else None
+
+    def get(self, item_id: int, for_update: bool = False) -> OutboxItem | None:
+        t = orm.outbox.c
+        query = sa.select(
+            t.id, t.kind, t.offer_id, t.attempts, t.status, t.delivery_status
+        ).where(t.id == item_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.session.execute(query).one_or_none()
+        return OutboxItem(*row) if row else None
+
+    def by_message_sid(self, message_sid: str) -> OutboxItem | None:
+        t = orm.outbox.c
+        row = self.session.execute(
+            sa.select(t.id, t.kind, t.offer_id, t.attempts, t.status, t.delivery_status)
+            .where(t.message_sid == message_sid)
+            .limit(1)
+        ).one_or_none()
+        return OutboxItem(*row) if row else None
+
+    def _set(self, item_id: int, **values: Any) -> None:
+        self.session.execute(
+            sa.update(orm.outbox).where(orm.outbox.c.id == item_id).values(**values)
+        )
+
+    def mark_sent(self, item_id: int, now: datetime) -> None:
+        self._set(item_id, status="sent", sent_at=now, lease_until=None, last_error=None)
+
+    def mark_failed(self, item_id: int, error: str, code: str | None) -> None:
+        self._set(
+            item_id, status="failed", lease_until=None, last_error=error, permanent_error_code=code
+        )
+
+    def drop(self, item_id: int, reason: str) -> None:
+        self._set(item_id, status="dropped", lease_until=None, last_error=reason)
 
     def retry_later(self, item_id: int, at: datetime, error: str) -> None:
-        self.session.execute(
-            sa.update(orm.outbox)
-            .where(orm.outbox.c.id == item_id)
-            .values(attempts=orm.outbox.c.attempts + 1, next_attempt_at=at, last_error=error)
+        self._set(item_id, status="pending", lease_until=None, next_attempt_at=at, last_error=error)
+
+    def postpone(self, item_id: int, at: datetime, reason: str) -> None:
+        """Not an attempt (contact hours closed): give back the attempt the lease counted."""
+        self._set(
+            item_id,
+            status="pending",
+            lease_until=None,
+            next_attempt_at=at,
+            last_error=reason,
+            attempts=orm.outbox.c.attempts - 1,
         )
 
-    def drop_pending_offer_messages(self, offer_ids: list[int], now: datetime) -> None:
-        """An offer withdrawn before its text left must never be sent."""
+    def advance_delivery(self, item_id: int, message_sid: str, status: str) -> bool:
+        """Record a delivery report if it moves the message forward. One statement, so a replayed
+        or out-of-order report (a `sent` after `delivered`) changes nothing."""
+        t = orm.outbox.c
+        rank = DELIVERY_RANK.get(status)
+        if rank is None:
+            return False
+        current_rank = sa.case(
+            *((t.delivery_status == name, value) for name, value in DELIVERY_RANK.items()),
+            else_=-1,
+        )
+        row = self.session.execute(
+            sa.update(orm.outbox)
+            .where(t.id == item_id, sa.or_(t.delivery_status.is_(None), current_rank < rank))
+            .values(delivery_status=status, message_sid=sa.func.coalesce(t.message_sid, message_sid))
+            .returning(t.id)
+        ).one_or_none()
+        return row is not None
+
+    def drop_pending_offer_messages(self, offer_ids: list[int], reason: str) -> None:
+        """An offer closed before its text left must never be sent."""
         if not offer_ids:
             return
         t = orm.outbox.c
         self.session.execute(
             sa.update(orm.outbox)
             .where(t.offer_id.in_(offer_ids), t.kind == "offer", t.status == "pending")
-            .values(status="dropped", last_error="offer closed before sending")
+            .values(status="dropped", last_error=reason)
         )
 
     def pending_count(self) -> int:
         t = orm.outbox.c
-        return self.session.scalar(sa.select(sa.func.count()).where(t.status == "pending")) or 0
+        return (
+            self.session.scalar(
+                sa.select(sa.func.count()).where(t.status.in_(("pending", "sending")))
+            )
+            or 0
+        )
+
+
+@dataclass(frozen=True)
+class MessagingHealth:
+    consecutive_failures: int
+    paused_since: datetime | None
+    last_error: str | None
+    last_change_at: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None
+
+    def blocks_offers(self, now: datetime, probe_after: timedelta) -> bool:
+        """Paused, and the last failure is recent. After `probe_after` without a failure the
+        breaker lets offers through again (half-open): their sends are the probe, and one more
+        failure pauses it at once, since the count of failures in a row was never reset."""
+        if self.paused_since is None:
+            return False
+        return self.last_change_at is None or now - self.last_change_at < probe_after
+
+
+class MessagingHealthRepository:
+    """The circuit breaker's state: one row, updated in single statements by every replica."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self) -> MessagingHealth:
+        t = orm.messaging_health.c
+        row = self.session.execute(
+            sa.select(t.consecutive_failures, t.paused_since, t.last_error, t.updated_at).where(
+                t.id == 1
+            )
+        ).one_or_none()
+        return MessagingHealth(*row) if row else MessagingHealth(0, None, None)
+
+    def record_failure(self, now: datetime, error: str, threshold: int) -> MessagingHealth:
+        t = orm.messaging_health.c
+        failures = t.consecutive_failures + 1
+        row = self.session.execute(
+            sa.update(orm.messaging_health)
+            .where(t.id == 1)
+            .values(
+                consecutive_failures=failures,
+                last_error=error,
+                updated_at=now,
+                paused_since=sa.case(
+                    (sa.and_(t.paused_since.is_(None), failures >= threshold), now),
+                    else_=t.paused_since,
+                ),
+            )
+            .returning(t.consecutive_failures, t.paused_since, t.last_error, t.updated_at)
+        ).one()
+        return MessagingHealth(*row)
+
+    def record_success(self, now: datetime) -> MessagingHealth:
+        """Returns the state before the reset, so the caller can tell whether offering resumed."""
+        before = self.get()
+        if before.consecutive_failures or before.paused:
+            self.session.execute(
+                sa.update(orm.messaging_health)
+                .where(orm.messaging_health.c.id == 1)
+                .values(consecutive_failures=0, paused_since=None, updated_at=now)
+            )
+        return before
 
 
 class EventLog:

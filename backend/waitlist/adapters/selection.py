@@ -117,16 +117,21 @@ ENTRY_RULES = """
     AND (w.earliest_time IS NULL OR w.earliest_time <= :slot_time)
     AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)
 """
+# An offer released by our own outage is as if never made; the caps count texts that left and
+# did not fail (a number Twilio refused costs the patient nothing).
 OFFER_RULES = """
     NOT EXISTS (
         SELECT 1 FROM offers o
-        WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id)
+        WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id
+          AND o.state <> 'released')
     AND NOT EXISTS (
         SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id AND o.state = 'pending')
     AND (SELECT count(*) FROM offers o
-         WHERE o.patient_id = w.patient_id AND o.created_at > :day_ago) < :daily_cap
+         WHERE o.patient_id = w.patient_id AND o.sent_at > :day_ago
+           AND o.state <> 'failed') < :daily_cap
     AND (SELECT count(*) FROM offers o
-         WHERE o.patient_id = w.patient_id AND o.created_at > :week_ago) < :weekly_cap
+         WHERE o.patient_id = w.patient_id AND o.sent_at > :week_ago
+           AND o.state <> 'failed') < :weekly_cap
 """
 
 MATCHES_PROVIDER = """(

@@ -42,6 +42,9 @@ class OfferState(str, enum.Enum):
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
     FAILED = "failed"
+    # closed without penalty: its text never left because of our outage or Twilio's, so the patient
+    # keeps their place (may be offered this slot again) and the offer counts against no cap
+    RELEASED = "released"
 
 
 class ClaimOutcome(str, enum.Enum):
@@ -52,6 +55,60 @@ class ClaimOutcome(str, enum.Enum):
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --------------------------------------------------------------------------------------------------
+# Domain events: what happened, recorded by the aggregate; the unit of work turns them into outbox
+# and audit rows in the same transaction (service_layer/handlers.py).
+
+
+class Notice(str, enum.Enum):
+    """The text a patient gets when an offer they have seen closes without their answer."""
+
+    SLOT_FILLED = "slot_filled"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+# Events carry the offer itself: a new offer gets its id only when the unit of work flushes.
+
+
+@dataclass(frozen=True)
+class OfferMade(Event):
+    offer: Offer
+    score: int
+
+
+@dataclass(frozen=True)
+class OfferSent(Event):
+    offer: Offer
+
+
+@dataclass(frozen=True)
+class OfferClosed(Event):
+    offer: Offer
+    # the patient had the offer in hand and is told it is gone (None: nothing to tell them)
+    notice: Notice | None
+    # the slot is still open and this offer's seat may go to the next patient
+    seat_freed: bool
+
+
+@dataclass(frozen=True)
+class NoticeDue(Event):
+    """The offer's text left after the offer had closed (a claim raced the send)."""
+
+    offer: Offer
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class CancellationFilled(Event):
+    offer: Offer
+    late: bool
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,8 +211,14 @@ class Patient:
     consented_at: datetime | None = None
     opted_out: bool = False
     opted_out_at: datetime | None = None
+    # someone else answers this number: never text it, whatever it says, until staff fix the record
+    wrong_number_at: datetime | None = None
     id: int | None = None
     created_at: datetime | None = None
+
+    @property
+    def may_be_texted(self) -> bool:
+        return not self.opted_out and self.wrong_number_at is None
 
     def opt_out(self, now: datetime) -> bool:
         """Returns True when this changed anything."""
@@ -165,11 +228,27 @@ class Patient:
         return True
 
     def opt_in(self, now: datetime) -> bool:
-        if not self.opted_out:
+        """START or "keep texting me". Refused for a number reported as the wrong person's."""
+        if not self.opted_out or self.wrong_number_at is not None:
             return False
         self.opted_out, self.opted_out_at = False, None
         self.consent_source, self.consented_at = "sms_start", now
         return True
+
+    def report_wrong_number(self, now: datetime) -> bool:
+        changed = self.wrong_number_at is None
+        self.opt_out(now)
+        if changed:
+            self.wrong_number_at = now
+        return changed
+
+    def correct_number(self, phone: str, now: datetime) -> None:
+        """Staff fixed the record: a new number (consent given to staff), or this one confirmed."""
+        if phone != self.phone:
+            self.phone = phone
+            self.opted_out, self.opted_out_at = False, None
+            self.consent_source, self.consented_at = "staff", now
+        self.wrong_number_at = None
 
 
 @dataclass
@@ -233,8 +312,8 @@ class WaitlistEntry:
             setattr(self, name, getattr(availability, name))
         self._check_dates()
 
-    def defer_until(self, not_before: date) -> None:
-        self.not_before = not_before
+    def defer_until(self, not_before: date, now: datetime) -> None:
+        self.not_before, self.updated_at = not_before, now
         if self.not_after is not None and self.not_after < not_before:
             # the patient's newer word wins over an older end date
             self.not_after = None
@@ -244,14 +323,14 @@ class WaitlistEntry:
             raise DomainError(f"manual_boost must be between 0 and {policy.max_boost}")
         self.manual_boost = boost
 
-    def remove(self) -> bool:
+    def remove(self, now: datetime) -> bool:
         if self.status != EntryStatus.ACTIVE:
             return False
-        self.status = EntryStatus.REMOVED
+        self.status, self.updated_at = EntryStatus.REMOVED, now
         return True
 
-    def fulfil(self) -> None:
-        self.status = EntryStatus.FULFILLED
+    def fulfil(self, now: datetime) -> None:
+        self.status, self.updated_at = EntryStatus.FULFILLED, now
 
     def _check_dates(self) -> None:
         if self.not_before and self.not_after and self.not_after < self.not_before:
@@ -286,18 +365,18 @@ class Offer:
     def is_pending(self) -> bool:
         return self.state == OfferState.PENDING
 
-    def mark_sent(self, now: datetime, hold: timedelta) -> None:
-        # the hold starts when the text leaves, not when the offer was queued
-        self.sent_at = now
-        self.expires_at = now + hold
+    @property
+    def was_sent(self) -> bool:
+        """Only an offer whose text left can be answered: the patient has never seen the others."""
+        return self.sent_at is not None
 
     def hold_has_run_out(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
     def accept(self, now: datetime) -> None:
         # an expired hold may still be accepted: a late yes wins while the slot is open
-        if self.state not in (OfferState.PENDING, OfferState.EXPIRED):
-            raise DomainError(f"offer {self.id} is already {self.state.value}")
+        if self.state not in (OfferState.PENDING, OfferState.EXPIRED) or not self.was_sent:
+            raise DomainError(f"offer {self.id} cannot be accepted ({self.state.value})")
         self.state, self.responded_at, self.closed_at = OfferState.ACCEPTED, now, now
 
     def close(self, state: OfferState, now: datetime, reason: str | None = None) -> None:
@@ -316,8 +395,21 @@ class ClaimResult:
 
 
 @dataclass
+class SendResult:
+    """What recording a sent offer text did."""
+
+    offer: Offer
+    # the text left after the offer had closed (a claim raced the send): tell the patient
+    closed_meanwhile: bool
+
+
+@dataclass
 class Cancellation:
-    """Aggregate root for one open slot and every offer made for it."""
+    """Aggregate root for one open slot and every offer made for it.
+
+    Every change records a domain event in `events`; the unit of work turns them into outbox and
+    audit rows when it commits, so no use case can forget a notice or an audit line.
+    """
 
     provider_id: int
     location: str
@@ -329,6 +421,7 @@ class Cancellation:
     closed_at: datetime | None = None
     offers: list[Offer] = field(default_factory=list)
     id: int | None = None
+    events: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def is_open(self) -> bool:
@@ -348,6 +441,8 @@ class Cancellation:
         offer = self.offer(offer_id)
         if offer.state == OfferState.ACCEPTED:
             return ClaimResult(ClaimOutcome.CLAIMED, offer)  # a repeated yes from the winner
+        if not offer.was_sent:
+            return ClaimResult(ClaimOutcome.NO_OPEN_OFFER, offer)  # they never saw it
         if not self.is_open:
             return ClaimResult(ClaimOutcome.TOO_LATE, offer)
         if offer.state not in (OfferState.PENDING, OfferState.EXPIRED):
@@ -359,43 +454,61 @@ class Cancellation:
             offer.patient_id,
             now,
         )
-        withdrawn = self._withdraw_pending(now, reason="filled")
+        self.events.append(CancellationFilled(offer, late=late))
+        withdrawn = self._withdraw_pending(now, "filled", Notice.SLOT_FILLED)
         return ClaimResult(
             ClaimOutcome.LATE_CLAIMED if late else ClaimOutcome.CLAIMED, offer, withdrawn
         )
 
-    def decline(self, offer_id: int, now: datetime) -> Offer:
-        offer = self.offer(offer_id)
-        offer.close(OfferState.DECLINED, now)
-        return offer
+    def decline(self, offer_id: int, now: datetime, reason: str = "declined") -> Offer:
+        return self._close(offer_id, OfferState.DECLINED, now, reason)
 
     def expire_hold(self, offer_id: int, now: datetime) -> Offer:
-        offer = self.offer(offer_id)
-        offer.close(OfferState.EXPIRED, now, reason="hold ran out")
-        return offer
+        return self._close(offer_id, OfferState.EXPIRED, now, "hold ran out")
 
     def fail_offer(self, offer_id: int, now: datetime, reason: str) -> Offer:
-        offer = self.offer(offer_id)
-        offer.close(OfferState.FAILED, now, reason=reason)
-        return offer
+        return self._close(offer_id, OfferState.FAILED, now, reason)
 
     def withdraw_offer(self, offer_id: int, now: datetime, reason: str) -> Offer:
+        return self._close(offer_id, OfferState.WITHDRAWN, now, reason)
+
+    def release_unsent(self, offer_id: int, now: datetime, reason: str) -> Offer:
+        """Close an offer whose text never left, without penalty for the patient."""
         offer = self.offer(offer_id)
-        offer.close(OfferState.WITHDRAWN, now, reason=reason)
-        return offer
+        if offer.was_sent:
+            raise DomainError(f"offer {offer_id} was already sent")
+        return self._close(offer_id, OfferState.RELEASED, now, reason)
+
+    def record_sent(self, offer_id: int, now: datetime, hold: timedelta) -> SendResult:
+        """The offer's text left now: its hold starts now, not when the offer was queued."""
+        offer = self.offer(offer_id)
+        if offer.was_sent:
+            return SendResult(offer, closed_meanwhile=False)  # a repeated report of one send
+        offer.sent_at = now
+        if not offer.is_pending:
+            # closed while its text was on the way (filled, aborted): the patient has it now
+            notice = Notice.SLOT_FILLED if self.status == CancellationStatus.FILLED else None
+            if notice is None and self.status != CancellationStatus.OPEN:
+                notice = Notice.OFFER_WITHDRAWN
+            if notice is not None:
+                self.events.append(NoticeDue(offer, notice))
+            return SendResult(offer, closed_meanwhile=True)
+        offer.expires_at = now + hold
+        self.events.append(OfferSent(offer))
+        return SendResult(offer, closed_meanwhile=False)
 
     def abort(self, now: datetime) -> list[Offer]:
         if not self.is_open:
             raise DomainError(f"cancellation {self.id} is already {self.status.value}")
         self.status, self.closed_at = CancellationStatus.ABORTED, now
-        return self._withdraw_pending(now, reason="aborted")
+        return self._withdraw_pending(now, "aborted", Notice.OFFER_WITHDRAWN)
 
     def expire_if_too_close(self, now: datetime, policy: OfferingPolicy) -> list[Offer] | None:
         """Stop offering when the slot starts too soon. Returns the withdrawn offers, or None."""
         if not self.is_open or now < policy.offering_closes_at(self.slot_start):
             return None
         self.status, self.closed_at = CancellationStatus.EXPIRED, now
-        return self._withdraw_pending(now, reason="expired")
+        return self._withdraw_pending(now, "expired", Notice.OFFER_WITHDRAWN)
 
     def seats_to_fill(self, now: datetime, policy: OfferingPolicy) -> int:
         if not self.is_open or now >= policy.offering_closes_at(self.slot_start):
@@ -404,8 +517,11 @@ class Cancellation:
             return 0
         return policy.seats_to_fill(len(self.pending_offers()))
 
-    def make_offer(self, entry: WaitlistEntry, now: datetime) -> Offer:
-        if any(o.patient_id == entry.patient_id for o in self.offers):
+    def make_offer(self, entry: WaitlistEntry, now: datetime, score: int = 0) -> Offer:
+        if any(
+            o.patient_id == entry.patient_id and o.state != OfferState.RELEASED
+            for o in self.offers
+        ):
             raise DomainError(f"patient {entry.patient_id} was already offered this slot")
         offer = Offer(
             cancellation_id=self.id or 0,
@@ -414,12 +530,22 @@ class Cancellation:
             created_at=now,
         )
         self.offers.append(offer)
+        self.events.append(OfferMade(offer, score))
         return offer
 
-    def _withdraw_pending(self, now: datetime, reason: str) -> list[Offer]:
+    def _close(self, offer_id: int, state: OfferState, now: datetime, reason: str) -> Offer:
+        offer = self.offer(offer_id)
+        offer.close(state, now, reason)
+        self.events.append(OfferClosed(offer, notice=None, seat_freed=self.is_open))
+        return offer
+
+    def _withdraw_pending(self, now: datetime, reason: str, notice: Notice) -> list[Offer]:
         withdrawn = self.pending_offers()
         for offer in withdrawn:
-            offer.close(OfferState.WITHDRAWN, now, reason=reason)
+            offer.close(OfferState.WITHDRAWN, now, reason)
+            # only a patient who has the text in hand needs to hear that it is gone
+            told = notice if offer.was_sent else None
+            self.events.append(OfferClosed(offer, notice=told, seat_freed=False))
         return withdrawn
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from waitlist import metrics
 from waitlist.adapters.messenger import Messenger
 from waitlist.config import Settings
 from waitlist.service_layer import dispatch, offering
@@ -37,6 +39,7 @@ class Worker:
             clock,
             settings,
         )
+        self._last_tick: float | None = None
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_job(
             self.sweep,
@@ -68,17 +71,26 @@ class Worker:
         if self.scheduler.running:
             self.scheduler.modify_job("dispatch", next_run_time=datetime.now(UTC))
 
+    def seconds_since_tick(self) -> float | None:
+        """How long ago the sweep last completed (None: never), for the readiness check."""
+        if self._last_tick is None:
+            return None
+        return round(time.monotonic() - self._last_tick, 1)
+
     def sweep(self) -> None:
         try:
             result = offering.sweep(self.uow_factory(), self.clock.now(), self.settings)
-            if result["expired"] or result["offered"]:
+            if result["expired"] or result["offered"] or result["released"]:
                 log.info("sweep: %s", result)
             self.dispatch()
-        except Exception:  # a failed tick must not stop the next one
-            log.exception("sweep failed")
+            self._last_tick = time.monotonic()
+            metrics.SCHEDULER_TICK.set_to_current_time()
+        except Exception as exc:  # a failed tick must not stop the next one
+            # the exception's text may quote SQL; its type is enough to find it in the code
+            log.error("sweep failed: %s", type(exc).__name__)
 
     def dispatch(self) -> None:
         try:
             dispatch.dispatch_due(self.uow_factory(), self.messenger, self.clock, self.settings)
-        except Exception:
-            log.exception("dispatch failed")
+        except Exception as exc:
+            log.error("dispatch failed: %s", type(exc).__name__)

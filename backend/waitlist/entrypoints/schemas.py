@@ -43,6 +43,13 @@ class CreatePatient(Strict):
     _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
 
 
+class CorrectPatientNumber(Strict):
+    # the patient's right number: a new one, or the current one confirmed by staff
+    phone: str
+
+    _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
+
+
 class EntryFields(Strict):
     provider_ids: list[int] | None = None
     provider_type: str | None = Field(default=None, min_length=1, max_length=100)

@@ -1,4 +1,5 @@
-"""The offering engine: fill a slot's free seats, expire holds, close slots that start too soon.
+"""The offering engine: fill a slot's free seats, expire holds, close slots that start too soon,
+and release offers whose text could not leave in time.
 
 Every function opens its own unit of work and is safe to run in several processes at once.
 """
@@ -6,7 +7,6 @@ Every function opens its own unit of work and is safe to run in several processe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -19,24 +19,12 @@ from waitlist.service_layer.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 
-def notify_closed_offers(
-    uow: UnitOfWork, offers: Iterable[model.Offer], notice_kind: str | None, now: datetime
-) -> None:
-    """Record closed offers; queue a notice for each patient who had already received the offer."""
-    closed = list(offers)
-    uow.outbox.drop_pending_offer_messages([o.id for o in closed if o.id is not None], now)
-    for offer in closed:
-        uow.events.record(
-            f"offer_{offer.state.value}",
-            Actor.SYSTEM,
-            now,
-            patient_id=offer.patient_id,
-            cancellation_id=offer.cancellation_id,
-            offer_id=offer.id,
-            data={"reason": offer.close_reason},
-        )
-        if notice_kind and offer.sent_at is not None and offer.id is not None:
-            uow.outbox.add(notice_kind, offer.id, now)
+def refill_freed_seats(uow: UnitOfWork, now: datetime, settings: Settings) -> int:
+    """Give the seats freed by the work this unit of work committed to the next patients."""
+    offered = 0
+    for cancellation_id in sorted(uow.take_seats_freed()):
+        offered += fill_seats(uow, cancellation_id, now, settings)
+    return offered
 
 
 def fill_seats(uow: UnitOfWork, cancellation_id: int, now: datetime, settings: Settings) -> int:
@@ -62,16 +50,15 @@ def _fill_seats_once(
         cancellation = uow.cancellations.get_for_update(cancellation_id)
         if cancellation is None:
             return 0
-        withdrawn = cancellation.expire_if_too_close(now, policy)
-        if withdrawn is not None:
+        if cancellation.expire_if_too_close(now, policy) is not None:
             uow.events.record(
                 "cancellation_expired", Actor.SYSTEM, now, cancellation_id=cancellation.id
             )
-            notify_closed_offers(uow, withdrawn, "offer_withdrawn", now)
             uow.commit()
             return 0
         seats = cancellation.seats_to_fill(now, policy)
-        if seats == 0:
+        if seats == 0 or uow.messaging.get().blocks_offers(now, settings.pause_probe_after):
+            # while texts cannot leave, nobody is offered: an offer now would be lost to the outage
             return 0
         provider = uow.providers.get(cancellation.provider_id)
         assert provider is not None  # foreign key
@@ -85,66 +72,72 @@ def _fill_seats_once(
         candidates = uow.waitlist.select_candidates(
             cancellation, slot, policy, settings.scoring, now, seats
         )
-        made: list[tuple[model.Offer, int]] = []
         for candidate in candidates:
             entry = uow.waitlist.get(candidate.entry_id)
             assert entry is not None
-            made.append((cancellation.make_offer(entry, now), candidate.score))
-        uow.flush()
-        for offer, score in made:
-            assert offer.id is not None
-            uow.outbox.add("offer", offer.id, now)
-            uow.events.record(
-                "offer_created",
-                Actor.SYSTEM,
-                now,
-                patient_id=offer.patient_id,
-                entry_id=offer.entry_id,
-                cancellation_id=cancellation.id,
-                offer_id=offer.id,
-                data={"score": score},
-            )
+            cancellation.make_offer(entry, now, candidate.score)
         uow.commit()
-        return len(made)
+        return len(candidates)
 
 
-def expire_due_holds(
-    uow: UnitOfWork, now: datetime, settings: Settings, batch: int = 1000
-) -> tuple[int, set[int]]:
-    """Expire holds that ran out. Returns how many, and the cancellations that now have free seats."""
-    total, touched = 0, set()
-    while True:
+def _close_offers(
+    uow: UnitOfWork,
+    due: dict[int, list[int]],
+    close: str,
+    now: datetime,
+    settings: Settings,
+) -> int:
+    """Apply one closing rule to the given offers, one aggregate (and one transaction) at a time."""
+    closed = 0
+    for cancellation_id, offer_ids in due.items():
         with uow:
-            due = uow.offers.due_holds(now, batch)
-            if not due:
-                break
-            offer_ids = [offer_id for offer_id, _ in due]
-            uow.offers.expire(offer_ids, now)
-            for offer_id, cancellation_id in due:
-                uow.events.record(
-                    "offer_expired",
-                    Actor.SYSTEM,
-                    now,
-                    cancellation_id=cancellation_id,
-                    offer_id=offer_id,
-                    data={"reason": "hold ran out"},
-                )
+            cancellation = uow.cancellations.get_for_update(cancellation_id, skip_locked=True)
+            if cancellation is None:
+                continue  # another sweeper or a claim holds it: it will be looked at again
+            for offer_id in offer_ids:
+                offer = cancellation.offer(offer_id)
+                if not offer.is_pending:
+                    continue
+                if close == "expire" and offer.hold_has_run_out(now):
+                    cancellation.expire_hold(offer_id, now)
+                    closed += 1
+                elif close == "release" and not offer.was_sent:
+                    cancellation.release_unsent(offer_id, now, "text could not leave in time")
+                    closed += 1
             uow.commit()
-        total += len(due)
-        touched.update(cancellation_id for _, cancellation_id in due)
-        if len(due) < batch:
-            break
-    return total, touched
+    return closed
+
+
+def expire_due_holds(uow: UnitOfWork, now: datetime, settings: Settings, batch: int = 1000) -> int:
+    """Expire holds that ran out; their seats are refilled by the caller."""
+    with uow:
+        due = uow.offers.due_holds(now, batch)
+    return _close_offers(uow, due, "expire", now, settings)
+
+
+def release_unsent_offers(uow: UnitOfWork, now: datetime, settings: Settings) -> int:
+    """Offers whose text could not leave within the bound (an outage, contact hours closing) are
+    released without penalty; their seats refill when sending works again, top patients first."""
+    with uow:
+        due = uow.offers.unsent_since(now - settings.offer_send_deadline, 1000)
+    released = _close_offers(uow, due, "release", now, settings)
+    if released:
+        log.warning("released %s offers whose texts could not leave in time", released)
+    return released
 
 
 def sweep(uow: UnitOfWork, now: datetime, settings: Settings) -> dict[str, int]:
-    """The periodic job: expire holds, then give every open slot its free seats (or close it)."""
-    expired, _ = expire_due_holds(uow, now, settings)
+    """The periodic job: expire holds, release stale unsent offers, then give every open slot its
+    free seats (or close it)."""
+    expired = expire_due_holds(uow, now, settings)
+    released = release_unsent_offers(uow, now, settings)
+    uow.take_seats_freed()  # every open slot is looked at below anyway
     policy = settings.offering
-    may_offer = policy.contact_hours.is_open(now, policy.timezone)
     with uow:
+        paused = uow.messaging.get().blocks_offers(now, settings.pause_probe_after)
+        may_offer = policy.contact_hours.is_open(now, policy.timezone) and not paused
         due = uow.cancellations.needing_attention(now, policy, may_offer)
     offered = 0
     for cancellation_id in due:
         offered += fill_seats(uow, cancellation_id, now, settings)
-    return {"expired": expired, "checked": len(due), "offered": offered}
+    return {"expired": expired, "released": released, "checked": len(due), "offered": offered}

@@ -7,7 +7,7 @@ message gets the first answer back and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -35,9 +35,9 @@ class ReplyContext:
     now: datetime
     phone: str
     patient: model.Patient | None = None
-    refill: set[int] = field(default_factory=set)  # cancellations that got a free seat
 
     def answer(self, outcome: str, offer: dict[str, Any] | None = None, **extra: Any) -> dict:
+        self.uow.publish_events()  # the answer reflects what the events change (a fulfilled entry)
         patient = None
         if self.patient is not None:
             patient = {
@@ -87,8 +87,7 @@ def _run(
         response = ctx.answer("unknown_patient") if ctx.patient is None else handler(ctx)
         uow.replies.save(message_id, kind, response, now)
         uow.commit()
-    for cancellation_id in sorted(ctx.refill):
-        offering.fill_seats(uow, cancellation_id, now, settings)
+    offering.refill_freed_seats(uow, now, settings)
     return response
 
 
@@ -103,7 +102,7 @@ def _current_offer(ctx: ReplyContext) -> model.Offer | None:
 
 
 def _close_pending_offer(ctx: ReplyContext, state: model.OfferState, reason: str) -> bool:
-    """Decline/withdraw the patient's pending offer, if any, and free its seat."""
+    """Decline/withdraw the patient's pending offer, if any; its seat is refilled after commit."""
     offer = _current_offer(ctx)
     if offer is None or not offer.is_pending:
         return False
@@ -113,12 +112,9 @@ def _close_pending_offer(ctx: ReplyContext, state: model.OfferState, reason: str
     if not offer.is_pending:  # closed while we waited for the lock
         return False
     if state == model.OfferState.DECLINED:
-        cancellation.decline(offer.id or 0, ctx.now)
-        offer.close_reason = reason
+        cancellation.decline(offer.id or 0, ctx.now, reason)
     else:
         cancellation.withdraw_offer(offer.id or 0, ctx.now, reason)
-    offering.notify_closed_offers(ctx.uow, [offer], None, ctx.now)
-    ctx.refill.add(cancellation.id or 0)
     return True
 
 
@@ -128,41 +124,18 @@ def _close_pending_offer(ctx: ReplyContext, state: model.OfferState, reason: str
 
 def _accept(ctx: ReplyContext) -> dict[str, Any]:
     assert ctx.patient is not None
-    if ctx.patient.opted_out:
+    if not ctx.patient.may_be_texted:
         return ctx.answer("opted_out")
     offer = _current_offer(ctx)
     if offer is None:
         return ctx.answer("no_open_offer")
     cancellation = ctx.uow.cancellations.get_for_update(offer.cancellation_id)
     assert cancellation is not None
-    result = cancellation.claim(offer.id or 0, ctx.now)
+    result = cancellation.claim(offer.id or 0, ctx.now)  # its events fulfil the entry, notify
     view = ctx.offer_view(cancellation.offer(offer.id or 0), cancellation)
-    if result.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.LATE_CLAIMED):
-        _record_win(ctx, cancellation, result)
-    elif result.outcome == ClaimOutcome.TOO_LATE:
+    if result.outcome == ClaimOutcome.TOO_LATE:
         ctx.record("claim_too_late", cancellation_id=cancellation.id, offer_id=offer.id)
     return ctx.answer(result.outcome.value, view)
-
-
-def _record_win(
-    ctx: ReplyContext, cancellation: model.Cancellation, result: model.ClaimResult
-) -> None:
-    offer = result.offer
-    assert offer is not None
-    if offer.responded_at != ctx.now:
-        return  # the winner saying yes again: nothing new happened
-    entry = ctx.uow.waitlist.get(offer.entry_id, for_update=True)
-    if entry is not None:
-        entry.fulfil()
-        entry.updated_at = ctx.now
-    ctx.record(
-        "cancellation_filled",
-        cancellation_id=cancellation.id,
-        offer_id=offer.id,
-        entry_id=offer.entry_id,
-        data={"late": result.outcome == ClaimOutcome.LATE_CLAIMED},
-    )
-    offering.notify_closed_offers(ctx.uow, result.withdrawn, "slot_filled", ctx.now)
 
 
 def accept(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
@@ -208,8 +181,7 @@ def defer(
             return ctx.answer("not_on_waitlist")
         _close_pending_offer(ctx, model.OfferState.DECLINED, "deferred")
         for entry in entries:
-            entry.defer_until(not_before)
-            entry.updated_at = ctx.now
+            entry.defer_until(not_before, ctx.now)
             ctx.record(
                 "entry_deferred", entry_id=entry.id, data={"not_before": not_before.isoformat()}
             )
@@ -254,8 +226,7 @@ def _leave(ctx: ReplyContext) -> dict[str, Any]:
         return ctx.answer("not_on_waitlist")
     _close_pending_offer(ctx, model.OfferState.DECLINED, "left waitlist")
     for entry in entries:
-        entry.remove()
-        entry.updated_at = ctx.now
+        entry.remove(ctx.now)
         ctx.record("entry_removed", entry_id=entry.id)
     return ctx.answer("left_waitlist")
 
@@ -289,6 +260,10 @@ def opt_out(
 
 def _opt_in(ctx: ReplyContext) -> dict[str, Any]:
     assert ctx.patient is not None
+    if ctx.patient.wrong_number_at is not None:
+        # whoever holds this number now is not our patient: only staff can put it back
+        ctx.record("opt_in_refused", data={"reason": "number reported as wrong"})
+        return ctx.answer("wrong_number")
     if ctx.patient.opt_in(ctx.now):
         ctx.record("patient_opted_in")
     return ctx.answer("opted_in")
@@ -305,9 +280,12 @@ def handoff(
     uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str, reason: str
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
+        assert ctx.patient is not None
         ctx.record("handoff_requested", data={"reason": reason})
         if reason == "wrong_number":
             # this number is not our patient's: never text it again until staff fix the record
+            if ctx.patient.report_wrong_number(ctx.now):
+                ctx.record("patient_wrong_number")
             opt_out_patient(ctx, "wrong number")
         return ctx.answer("handoff_recorded")
 

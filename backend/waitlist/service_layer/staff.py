@@ -72,6 +72,38 @@ def create_patient(
         return views.patient_view(patient)
 
 
+def correct_patient_number(
+    uow: UnitOfWork, patient_id: int, phone: str, now: datetime, staff: str
+) -> dict[str, Any]:
+    """Staff fixed a record whose number reached the wrong person: a new number, or this one
+    confirmed. Until then nothing is ever texted to it, whatever the number texts us."""
+    with uow:
+        patient = uow.patients.get(patient_id)
+        if patient is None:
+            raise NotFound("patient", patient_id)
+        if phone != patient.phone and uow.patients.by_phone(phone) is not None:
+            raise Conflict("a patient with this phone number already exists", field="phone")
+        patient.correct_number(phone, now)
+        uow.events.record(
+            "patient_number_corrected", Actor.STAFF, now, actor_ref=staff, patient_id=patient_id
+        )
+        uow.commit()
+    return get_patient(uow, patient_id)
+
+
+def messaging_health(uow: UnitOfWork) -> dict[str, Any]:
+    """Whether texts are leaving: the circuit breaker's state and the outbox depth."""
+    with uow:
+        health = uow.messaging.get()
+        return {
+            "paused": health.paused,
+            "paused_since": views.iso(health.paused_since),
+            "consecutive_failures": health.consecutive_failures,
+            "last_error": health.last_error,
+            "outbox_depth": uow.outbox.pending_count(),
+        }
+
+
 def get_patient(uow: UnitOfWork, patient_id: int) -> dict[str, Any]:
     with uow:
         patient = uow.patients.get(patient_id)
@@ -210,8 +242,7 @@ def remove_entry(
         entry = uow.waitlist.get(entry_id, for_update=True)
         if entry is None:
             raise NotFound("waitlist entry", entry_id)
-        if entry.remove():
-            entry.updated_at = now
+        if entry.remove(now):
             uow.events.record(
                 "entry_removed",
                 Actor.STAFF,
@@ -296,7 +327,7 @@ def abort_cancellation(
         if cancellation is None:
             raise NotFound("cancellation", cancellation_id)
         try:
-            withdrawn = cancellation.abort(now)
+            cancellation.abort(now)  # its events queue the notices (handlers.py)
         except DomainError as exc:
             raise Conflict(str(exc), field="status") from exc
         uow.events.record(
@@ -306,7 +337,6 @@ def abort_cancellation(
             actor_ref=staff,
             cancellation_id=cancellation_id,
         )
-        offering.notify_closed_offers(uow, withdrawn, "offer_withdrawn", now)
         uow.commit()
     return get_cancellation(uow, cancellation_id)
 

@@ -1,4 +1,9 @@
-"""One transaction per use case: everything a use case changes commits together or not at all."""
+"""One transaction per use case: everything a use case changes commits together or not at all.
+
+At commit the unit of work collects the domain events of every aggregate it handed out and lets the
+handler table (handlers.py) write their outbox and audit rows in the same transaction. Seats freed
+by those events are kept in `seats_freed`, for the caller to refill after the commit.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from waitlist.adapters import repository
+from waitlist.domain import model
+from waitlist.service_layer import handlers
 
 
 class UnitOfWork:
@@ -17,6 +24,7 @@ class UnitOfWork:
     cancellations: repository.CancellationRepository
     offers: repository.OfferRepository
     outbox: repository.OutboxRepository
+    messaging: repository.MessagingHealthRepository
     events: repository.EventLog
     replies: repository.ReplyLog
     session: Session
@@ -24,6 +32,7 @@ class UnitOfWork:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         # one UnitOfWork per thread of work; the factory (and its engine) is shared
         self.session_factory = session_factory
+        self.seats_freed: set[int] = set()
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.session_factory()
@@ -33,8 +42,10 @@ class UnitOfWork:
         self.cancellations = repository.CancellationRepository(self.session)
         self.offers = repository.OfferRepository(self.session)
         self.outbox = repository.OutboxRepository(self.session)
+        self.messaging = repository.MessagingHealthRepository(self.session)
         self.events = repository.EventLog(self.session)
         self.replies = repository.ReplyLog(self.session)
+        self._pending_seats: set[int] = set()
         return self
 
     def __exit__(
@@ -52,7 +63,34 @@ class UnitOfWork:
         return sessionmaker(bind=engine, expire_on_commit=False)
 
     def commit(self) -> None:
+        self.publish_events()
         self.session.commit()
+        self.seats_freed |= self._pending_seats
+        self._pending_seats = set()
 
     def flush(self) -> None:
         self.session.flush()
+
+    def take_seats_freed(self) -> set[int]:
+        """Cancellations whose seats were freed by committed work, handed out once."""
+        freed, self.seats_freed = self.seats_freed, set()
+        return freed
+
+    def publish_events(self) -> None:
+        """Write the rows the aggregates' events call for (commit does this; a use case may do it
+        earlier when it reads what the handlers change, e.g. the winner's fulfilled entry)."""
+        self.session.flush()  # new offers get their ids before handlers write rows naming them
+        while True:
+            batch: list[model.Event] = []
+            for cancellation in self.cancellations.seen:
+                batch.extend(cancellation.events)
+                cancellation.events.clear()
+            if not batch:
+                return
+            for event in batch:
+                handlers.handle(event, self)
+
+    @property
+    def pending_seats(self) -> set[int]:
+        """Seats freed in this transaction (handlers add to it; moved to seats_freed at commit)."""
+        return self._pending_seats

@@ -52,6 +52,8 @@ def patient_view(p: model.Patient) -> dict[str, Any]:
         "consented_at": iso(p.consented_at),
         "opted_out": p.opted_out,
         "opted_out_at": iso(p.opted_out_at),
+        "wrong_number": p.wrong_number_at is not None,
+        "wrong_number_at": iso(p.wrong_number_at),
     }
 
 

@@ -15,6 +15,7 @@ from tests.backend.builders import PHONES, START
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.app import Backend, create_app
+from waitlist.service_layer import dispatch
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -39,7 +40,16 @@ def app(clean_db: Engine) -> Iterator[Sanic]:
         settings, UnitOfWork.session_factory_for(clean_db), RecordingMessenger(), FakeClock(START)
     )
     app = create_app(backend, name=f"test_backend_{id(backend)}")
+    app.ctx.backend = backend
     yield app
+
+
+def send_due_texts(app: Sanic) -> RecordingMessenger:
+    """What the scheduler does in production: hand the due texts to the messenger."""
+    b: Backend = app.ctx.backend
+    assert isinstance(b.messenger, RecordingMessenger)
+    dispatch.dispatch_due(b.uow(), b.messenger, b.clock, b.settings)
+    return b.messenger
 
 
 def call(app: Sanic, method: str, path: str, headers: dict | None = None, **kw: Any) -> Any:
@@ -95,6 +105,7 @@ def test_staff_flow_fills_a_slot(app: Sanic) -> None:
     body = response.json
     assert body["status"] == "open"
     assert [(o["patient_id"], o["state"]) for o in body["offers"]] == [(ids["patient"], "pending")]
+    send_due_texts(app)
 
     answer = call(
         app,
@@ -330,21 +341,24 @@ def test_status_callback_signature(app: Sanic) -> None:
             "slot_end": "2026-12-03T10:30:00-05:00",
         },
     )
+    ref = send_due_texts(app).sent[0].ref
+    path = f"/webhooks/twilio/status?ref={ref}"
     params = {
         "MessageSid": "SM" + "a" * 32,
         "MessageStatus": "undelivered",
         "To": PHONES[0],
         "ErrorCode": "30003",
+        "FromCity": "",  # Twilio signs blank fields too
     }
-    forged = call(
-        app, "post", "/webhooks/twilio/status", {"X-Twilio-Signature": "bad"}, data=params
-    )
+    forged = call(app, "post", path, {"X-Twilio-Signature": "bad"}, data=params)
     assert forged.status == 403
-    unsigned = call(app, "post", "/webhooks/twilio/status", {}, data=params)
+    unsigned = call(app, "post", path, {}, data=params)
     assert unsigned.status == 403
+    other_ref = call(app, "post", "/webhooks/twilio/status?ref=outbox-999", _signed(params), data=params)
+    assert other_ref.status == 403  # the query is signed too
     events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json
     assert events == []
-    ok = call(app, "post", "/webhooks/twilio/status", _signed(params), data=params)
+    ok = call(app, "post", path, _signed(params, path), data=params)
     assert ok.status == 204
     events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json
     assert len(events) == 1

@@ -95,9 +95,7 @@ def test_failed_send_frees_the_seat(
 def test_carrier_opt_out_marks_the_patient(
     uow: UnitOfWork, clock: FakeClock, settings: Settings, messenger: RecordingMessenger
 ) -> None:
-    messenger.failures[builders.PHONES[0]] = SendError(
-        "21610", permanent=True, carrier_opted_out=True
-    )
+    messenger.failures[builders.PHONES[0]] = SendError("21610", permanent=True, code="21610")
     cid, ids = setup_slot(uow, clock, settings)
     dispatch.dispatch_due(uow, messenger, clock, settings)
     assert builders.states(uow, cid)[ids[0]] == "failed"
@@ -210,14 +208,15 @@ def test_delivery_failure_callback_frees_the_seat(
 ) -> None:
     cid, ids = setup_slot(uow, clock, settings)
     dispatch.dispatch_due(uow, messenger, clock, settings)
+    refs = {m.phone: m.ref for m in messenger.sent}
     result = dispatch.record_delivery_status(
-        uow, settings, clock.now(), builders.PHONES[2], "SMx", "undelivered", "30003"
+        uow, settings, clock.now(), refs[builders.PHONES[2]], "SMx", "undelivered", "30003"
     )
     assert result == "offer failed"
     states = builders.states(uow, cid)
     assert states[ids[2]] == "failed" and states[ids[3]] == "pending"
     dispatch.record_delivery_status(
-        uow, settings, clock.now(), builders.PHONES[0], "SMy", "delivered", None
+        uow, settings, clock.now(), refs[builders.PHONES[0]], "SMy", "delivered", None
     )
     offer = [o for o in builders.offers_of(uow, cid) if o["patient_id"] == ids[0]][0]
     assert (offer["state"], offer["delivery_status"]) == ("pending", "delivered")

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.backend import builders
+from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.service_layer import dispatch, replies, staff
@@ -147,6 +148,7 @@ def test_order_is_score_then_earliest_joined(
     scores = [(e["patient_id"], e["data"]["score"]) for e in events if e["kind"] == "offer_created"]
     assert scores == [(urgent, 30), (far_appt, 20), (boosted, 5)]
     # the two plain entries tie on score 0: the earlier one comes first when a seat frees
+    dispatch.dispatch_due(uow, RecordingMessenger(), clock, settings)
     replies.decline(uow, settings, now, builders.PHONES[2], "SM-d1")
     assert builders.states(uow, cid)[plain_early] == "pending"
     assert plain_late not in builders.states(uow, cid)

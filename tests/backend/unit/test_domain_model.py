@@ -9,13 +9,19 @@ import pytest
 
 from waitlist.domain.model import (
     Cancellation,
+    CancellationFilled,
     CancellationStatus,
     ClaimOutcome,
     ContactHours,
     DomainError,
+    Notice,
+    NoticeDue,
     Offer,
+    OfferClosed,
     OfferingPolicy,
+    OfferSent,
     OfferState,
+    Patient,
     ScoringPolicy,
     Slot,
     WaitlistEntry,
@@ -36,9 +42,11 @@ def cancellation_with_offers(count: int, start: datetime = NOW + timedelta(days=
         id=1,
     )
     for n in range(count):
-        offer = Offer(cancellation_id=1, entry_id=n, patient_id=n, created_at=NOW, id=n + 1)
-        offer.mark_sent(NOW, POLICY.hold)
-        c.offers.append(offer)
+        c.offers.append(
+            Offer(cancellation_id=1, entry_id=n, patient_id=n, created_at=NOW, id=n + 1)
+        )
+        c.record_sent(n + 1, NOW, POLICY.hold)
+    c.events.clear()
     return c
 
 
@@ -89,6 +97,99 @@ class TestClaim:
         assert c.claim(1, NOW).outcome == ClaimOutcome.TOO_LATE
         with pytest.raises(DomainError):
             c.abort(NOW)
+
+
+class TestOnlySentOffersCount:
+    """An offer whose text never left cannot be claimed, and can be released without penalty."""
+
+    def unsent(self) -> Cancellation:
+        c = cancellation_with_offers(1)
+        c.offers.append(Offer(cancellation_id=1, entry_id=7, patient_id=7, created_at=NOW, id=8))
+        return c
+
+    def test_a_yes_to_an_unsent_offer_claims_nothing(self) -> None:
+        c = self.unsent()
+        assert c.claim(8, NOW).outcome == ClaimOutcome.NO_OPEN_OFFER
+        assert c.is_open and c.offer(8).state == OfferState.PENDING
+
+    def test_the_hold_starts_when_the_text_leaves(self) -> None:
+        c = self.unsent()
+        sent_at = NOW + timedelta(minutes=30)
+        c.record_sent(8, sent_at, POLICY.hold)
+        assert c.offer(8).expires_at == sent_at + POLICY.hold
+        assert c.events == [OfferSent(c.offer(8))]
+        assert c.claim(8, sent_at + timedelta(minutes=1)).outcome == ClaimOutcome.CLAIMED
+
+    def test_a_repeated_send_report_changes_nothing(self) -> None:
+        c = cancellation_with_offers(1)
+        first = c.offer(1).expires_at
+        c.record_sent(1, NOW + timedelta(minutes=3), POLICY.hold)
+        assert c.offer(1).expires_at == first and c.events == []
+
+    def test_text_leaving_after_the_slot_was_filled_queues_the_filled_notice(self) -> None:
+        c = self.unsent()
+        c.claim(1, NOW)
+        c.events.clear()
+        result = c.record_sent(8, NOW, POLICY.hold)
+        assert result.closed_meanwhile
+        assert c.events == [NoticeDue(c.offer(8), Notice.SLOT_FILLED)]
+
+    def test_release_frees_the_seat_and_lets_the_patient_be_offered_again(self) -> None:
+        c = self.unsent()
+        c.release_unsent(8, NOW, "outage")
+        assert c.offer(8).state == OfferState.RELEASED
+        assert c.events == [OfferClosed(c.offer(8), notice=None, seat_freed=True)]
+        again = c.make_offer(WaitlistEntry(patient_id=7, joined_at=NOW, id=7), NOW)
+        assert again.patient_id == 7 and again.is_pending
+
+    def test_a_sent_offer_cannot_be_released(self) -> None:
+        with pytest.raises(DomainError):
+            cancellation_with_offers(1).release_unsent(1, NOW, "outage")
+
+
+class TestEvents:
+    def test_claim_records_the_fill_and_tells_only_patients_who_saw_the_offer(self) -> None:
+        c = cancellation_with_offers(2)
+        c.offers.append(Offer(cancellation_id=1, entry_id=7, patient_id=7, created_at=NOW, id=8))
+        c.claim(1, NOW)
+        assert c.events == [
+            CancellationFilled(c.offer(1), late=False),
+            OfferClosed(c.offer(2), notice=Notice.SLOT_FILLED, seat_freed=False),
+            OfferClosed(c.offer(8), notice=None, seat_freed=False),
+        ]
+
+    def test_decline_frees_a_seat_without_a_notice(self) -> None:
+        c = cancellation_with_offers(2)
+        c.decline(1, NOW)
+        assert c.events == [OfferClosed(c.offer(1), notice=None, seat_freed=True)]
+
+    def test_abort_tells_the_patients_holding_the_offer(self) -> None:
+        c = cancellation_with_offers(1)
+        c.abort(NOW)
+        assert c.events == [
+            OfferClosed(c.offer(1), notice=Notice.OFFER_WITHDRAWN, seat_freed=False)
+        ]
+
+
+class TestWrongNumber:
+    def test_start_cannot_undo_a_wrong_number(self) -> None:
+        patient = Patient(phone="+12025550100", display_name="A")
+        assert patient.report_wrong_number(NOW)
+        assert patient.opted_out and not patient.may_be_texted
+        assert not patient.opt_in(NOW)
+        assert patient.opted_out
+
+    def test_staff_correcting_the_number_lets_the_patient_opt_in_again(self) -> None:
+        patient = Patient(phone="+12025550100", display_name="A")
+        patient.report_wrong_number(NOW)
+        patient.correct_number("+12025550100", NOW)
+        assert patient.opt_in(NOW) and patient.may_be_texted
+
+    def test_a_new_number_starts_clean(self) -> None:
+        patient = Patient(phone="+12025550100", display_name="A")
+        patient.report_wrong_number(NOW)
+        patient.correct_number("+12025550199", NOW)
+        assert patient.may_be_texted and patient.phone == "+12025550199"
 
 
 class TestSeats:

@@ -1,0 +1,151 @@
+"""Plumbing every route module shares: the per-process Backend, errors, bodies and bearer tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
+from sanic import Request
+from sanic.response import HTTPResponse, json
+from sqlalchemy.orm import Session, sessionmaker
+
+from waitlist import metrics
+from waitlist.adapters import migrations
+from waitlist.adapters.messenger import Messenger
+from waitlist.config import Settings
+from waitlist.domain import model
+from waitlist.entrypoints import schemas
+from waitlist.entrypoints.scheduler import Worker
+from waitlist.service_layer import staff
+from waitlist.service_layer.clock import Clock
+from waitlist.service_layer.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Backend:
+    """Everything a request handler needs, built once per process."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    messenger: Messenger
+    clock: Clock
+    worker: Worker | None = None
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+    async def run(self, use_case: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous use case off the event loop, then let the outbox go out."""
+        result = await asyncio.to_thread(partial(use_case, self.uow(), *args, **kwargs))
+        if self.worker is not None:
+            self.worker.kick()
+        return result
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        """The database answers, its schema is at the migrations' head, the sweep is ticking."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            revision = await asyncio.wait_for(asyncio.to_thread(self._schema_revision), 5)
+            checks["database"] = {"ok": True}
+            head = migrations.head_revision()
+            checks["migrations"] = {"ok": revision == head, "at": revision, "head": head}
+        except Exception as exc:  # any failure means "not ready"; the reason names no data
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+            checks["migrations"] = {"ok": False, "error": "database unavailable"}
+        if self.worker is not None:
+            age = self.worker.seconds_since_tick()
+            limit = 3 * self.settings.sweep_seconds + 10
+            checks["scheduler"] = {"ok": age is not None and age < limit, "seconds_since_tick": age}
+        return checks
+
+    def _schema_revision(self) -> str | None:
+        with self.session_factory() as session:
+            return session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    async def refresh_gauges(self) -> None:
+        """Gauges read from the database at scrape time, so every replica reports the same."""
+        try:
+            view = await asyncio.wait_for(
+                asyncio.to_thread(staff.messaging_health, self.uow()), 5
+            )
+        except Exception:  # a scrape during a database outage still answers
+            return
+        metrics.MESSAGING_PAUSED.set(1 if view["paused"] else 0)
+        metrics.FAILURES_IN_A_ROW.set(view["consecutive_failures"])
+        metrics.OUTBOX_DEPTH.set(view["outbox_depth"])
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def error(status: int, message: str, field: str | None = None) -> HTTPResponse:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    return json(body, status=status)
+
+
+def parse(request: Request, schema: type[M]) -> M:
+    try:
+        payload = request.json
+    except Exception as exc:
+        raise ApiError(400, "the body is not valid JSON") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    try:
+        return schema.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        raise ApiError(422, f"{field}: {message}" if field else message, field) from exc
+
+
+def bearer_ok(request: Request, expected: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def backend_of(request: Request) -> Backend:
+    return request.app.ctx.backend
+
+
+def staff_name(request: Request) -> str:
+    return request.headers.get("x-staff-user", "staff")
+
+
+def entry_input(body: schemas.EntryFields) -> tuple[staff.EntryInput, set[str]]:
+    fields = set(body.model_fields_set) - {"patient_id"}
+    data = staff.EntryInput(
+        **{name: getattr(body, name) for name in fields if name != "days_of_week"}
+    )
+    if "days_of_week" in fields:
+        data.days_of_week = [model.WEEKDAYS.index(d) for d in body.days_of_week or []]
+    return data, fields
+
+
+def query_int(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a whole number", name) from exc
+    if not 0 <= value <= maximum:
+        raise ApiError(400, f"{name} must be between 0 and {maximum}", name)
+    return value
+

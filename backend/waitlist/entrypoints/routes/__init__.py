@@ -1,0 +1,1 @@
+"""One module per API: staff, replies (for the actions), Twilio status callbacks, operations."""

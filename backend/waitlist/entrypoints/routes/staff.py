@@ -1,0 +1,227 @@
+"""Staff JSON API under /api/v1 (bearer STAFF_API_TOKEN)."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+from sanic_ext import openapi
+
+from waitlist.domain import model
+from waitlist.entrypoints import schemas
+from waitlist.entrypoints.http import (
+    ApiError,
+    backend_of,
+    bearer_ok,
+    entry_input,
+    error,
+    parse,
+    query_int,
+    staff_name,
+)
+from waitlist.service_layer import staff
+
+staff_bp = Blueprint("staff", url_prefix="/api/v1")
+
+
+@staff_bp.on_request
+async def require_staff_token(request: Request) -> HTTPResponse | None:
+    if not bearer_ok(request, backend_of(request).settings.staff_api_token):
+        return error(401, "missing or wrong bearer token")
+    return None
+
+
+@staff_bp.post("/providers")
+@openapi.body({"application/json": schemas.CreateProvider})
+@openapi.secured("bearer")
+async def create_provider(request: Request) -> HTTPResponse:
+    b = backend_of(request)
+    body = parse(request, schemas.CreateProvider)
+    view = await b.run(
+        staff.create_provider, body.name, body.provider_type, b.clock.now(), staff_name(request)
+    )
+    return json(view, status=201)
+
+
+@staff_bp.get("/providers")
+@openapi.secured("bearer")
+async def list_providers(request: Request) -> HTTPResponse:
+    return json(await backend_of(request).run(staff.list_providers))
+
+
+@staff_bp.post("/patients")
+@openapi.body({"application/json": schemas.CreatePatient})
+@openapi.secured("bearer")
+async def create_patient(request: Request) -> HTTPResponse:
+    b = backend_of(request)
+    body = parse(request, schemas.CreatePatient)
+    view = await b.run(
+        staff.create_patient,
+        body.phone,
+        body.display_name,
+        body.preferred_language,
+        body.consent_source,
+        b.clock.now(),
+        staff_name(request),
+    )
+    return json(view, status=201)
+
+
+@staff_bp.get("/patients/<patient_id:int>")
+@openapi.secured("bearer")
+async def get_patient(request: Request, patient_id: int) -> HTTPResponse:
+    return json(await backend_of(request).run(staff.get_patient, patient_id))
+
+
+@staff_bp.patch("/patients/<patient_id:int>")
+@openapi.body({"application/json": schemas.CorrectPatientNumber})
+@openapi.secured("bearer")
+async def correct_patient_number(request: Request, patient_id: int) -> HTTPResponse:
+    """Fix a record whose number reached the wrong person: a new number, or this one confirmed."""
+    b = backend_of(request)
+    body = parse(request, schemas.CorrectPatientNumber)
+    view = await b.run(
+        staff.correct_patient_number, patient_id, body.phone, b.clock.now(), staff_name(request)
+    )
+    return json(view)
+
+
+@staff_bp.get("/messaging")
+@openapi.secured("bearer")
+async def messaging_health(request: Request) -> HTTPResponse:
+    """Whether texts are leaving: the circuit breaker (paused offering) and the outbox depth."""
+    return json(await backend_of(request).run(staff.messaging_health))
+
+
+@staff_bp.post("/waitlist")
+@openapi.body({"application/json": schemas.CreateEntry})
+@openapi.secured("bearer")
+async def create_entry(request: Request) -> HTTPResponse:
+    b = backend_of(request)
+    body = parse(request, schemas.CreateEntry)
+    data, fields = entry_input(body)
+    view = await b.run(
+        staff.add_to_waitlist,
+        body.patient_id,
+        data,
+        fields,
+        b.clock.now(),
+        b.settings,
+        staff_name(request),
+    )
+    return json(view, status=201)
+
+
+@staff_bp.get("/waitlist")
+@openapi.secured("bearer")
+async def list_entries(request: Request) -> HTTPResponse:
+    b = backend_of(request)
+    status = request.args.get("status")
+    if status is not None and status not in {s.value for s in model.EntryStatus}:
+        raise ApiError(400, "status must be active, fulfilled or removed", "status")
+    limit = query_int(request, "limit", 100, 1000)
+    offset = query_int(request, "offset", 0, 10**9)
+    return json(await b.run(staff.list_entries, status, limit, offset, b.clock.now(), b.settings))
+
+
+@staff_bp.get("/waitlist/<entry_id:int>")
+@openapi.secured("bearer")
+async def get_entry(request: Request, entry_id: int) -> HTTPResponse:
+    b = backend_of(request)
+    return json(await b.run(staff.get_entry, entry_id, b.clock.now(), b.settings))
+
+
+@staff_bp.patch("/waitlist/<entry_id:int>")
+@openapi.body({"application/json": schemas.UpdateEntry})
+@openapi.secured("bearer")
+async def update_entry(request: Request, entry_id: int) -> HTTPResponse:
+    b = backend_of(request)
+    data, fields = entry_input(parse(request, schemas.UpdateEntry))
+    view = await b.run(
+        staff.update_entry, entry_id, data, fields, b.clock.now(), b.settings, staff_name(request)
+    )
+    return json(view)
+
+
+@staff_bp.post("/waitlist/<entry_id:int>/boost")
+@openapi.body({"application/json": schemas.Boost})
+@openapi.secured("bearer")
+async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
+    b = backend_of(request)
+    body = parse(request, schemas.Boost)
+    data = staff.EntryInput(manual_boost=body.manual_boost)
+    view = await b.run(
+        staff.update_entry,
+        entry_id,
+        data,
+        {"manual_boost"},
+        b.clock.now(),
+        b.settings,
+        staff_name(request),
+    )
+    return json(view)
+
+
+@staff_bp.delete("/waitlist/<entry_id:int>")
+@openapi.secured("bearer")
+async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
+    b = backend_of(request)
+    view = await b.run(staff.remove_entry, entry_id, b.clock.now(), b.settings, staff_name(request))
+    return json(view)
+
+
+@staff_bp.post("/cancellations")
+@openapi.body({"application/json": schemas.CreateCancellation})
+@openapi.secured("bearer")
+async def create_cancellation(request: Request) -> HTTPResponse:
+    b = backend_of(request)
+    body = parse(request, schemas.CreateCancellation)
+    view = await b.run(
+        staff.create_cancellation,
+        body.provider_id,
+        body.location,
+        body.slot_start,
+        body.slot_end,
+        b.clock.now(),
+        b.settings,
+        staff_name(request),
+    )
+    return json(view, status=201)
+
+
+@staff_bp.get("/cancellations")
+@openapi.secured("bearer")
+async def list_cancellations(request: Request) -> HTTPResponse:
+    status = request.args.get("status", "open")
+    if status not in {s.value for s in model.CancellationStatus} | {"all"}:
+        raise ApiError(400, "status must be open, filled, expired, aborted or all", "status")
+    limit = query_int(request, "limit", 100, 1000)
+    offset = query_int(request, "offset", 0, 10**9)
+    return json(
+        await backend_of(request).run(
+            staff.list_cancellations, None if status == "all" else status, limit, offset
+        )
+    )
+
+
+@staff_bp.get("/cancellations/<cancellation_id:int>")
+@openapi.secured("bearer")
+async def get_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
+    return json(await backend_of(request).run(staff.get_cancellation, cancellation_id))
+
+
+@staff_bp.post("/cancellations/<cancellation_id:int>/abort")
+@openapi.secured("bearer")
+async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
+    b = backend_of(request)
+    view = await b.run(
+        staff.abort_cancellation, cancellation_id, b.clock.now(), staff_name(request)
+    )
+    return json(view)
+
+
+@staff_bp.get("/events")
+@openapi.secured("bearer")
+async def list_events(request: Request) -> HTTPResponse:
+    limit = query_int(request, "limit", 100, 1000)
+    return json(await backend_of(request).run(staff.list_events, request.args.get("kind"), limit))
+
