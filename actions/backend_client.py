@@ -10,13 +10,22 @@ from typing import Any, Protocol
 
 import httpx
 
+from sms_common.phones import mask_phone
+
+__all__ = ["BackendClient", "BackendReply", "BackendUnavailable", "ReplyApi", "mask_phone"]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKEND_URL = "http://127.0.0.1:8000"
 API_PREFIX = "/internal/v1"
-DEFAULT_TIMEOUT_SECONDS = 5.0
-DEFAULT_RETRIES = 2
+# One attempt may wait this long; the backend bounds its own lock waits at 10 s (lock_timeout).
+DEFAULT_TIMEOUT_SECONDS = 12.0
+# Retries (same message id, so the backend applies the reply once) go on until this deadline,
+# longer than the backend's slowest claim, so the patient hears the real outcome. It stays well
+# under Rasa's conversation lock lifetime (60 s).
+DEFAULT_DEADLINE_SECONDS = 30.0
 DEFAULT_BACKOFF_SECONDS = 0.25
+MAX_BACKOFF_SECONDS = 2.0
 
 
 class BackendUnavailable(Exception):
@@ -66,13 +75,6 @@ class ReplyApi(Protocol):
     async def current_offer(self, phone: str) -> BackendReply: ...
 
 
-def mask_phone(phone: str | None) -> str:
-    """Logs must not carry full phone numbers: keep only the last 4 digits."""
-    if not phone:
-        return "<none>"
-    return "***" + phone[-4:] if len(phone) > 4 else "***"
-
-
 class BackendClient:
     """HTTP client for `/internal/v1/` with bounded retries."""
 
@@ -81,7 +83,7 @@ class BackendClient:
         base_url: str | None = None,
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        retries: int = DEFAULT_RETRIES,
+        deadline: float | None = None,
         backoff: float = DEFAULT_BACKOFF_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -90,7 +92,11 @@ class BackendClient:
         )
         self._token = token if token is not None else os.environ.get("ACTIONS_API_TOKEN", "")
         self._timeout = timeout
-        self._retries = retries
+        if deadline is None:
+            deadline = float(os.environ.get("ACTION_BACKEND_DEADLINE_SECONDS") or 0) or (
+                DEFAULT_DEADLINE_SECONDS
+            )
+        self._deadline = deadline
         self._backoff = backoff
         self._transport = transport
         # One connection pool per event loop: building a client (and its SSL context) per call
@@ -115,20 +121,26 @@ class BackendClient:
         return await self._request("GET", "/offers/current", params={"phone": phone})
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> BackendReply:
+        """Retry until the deadline: a timeout may mean the claim is still running, and the same
+        message id makes the retry return that claim's outcome instead of claiming again."""
         headers = {"Authorization": f"Bearer {self._token}"}
         url = f"{self.base_url}{API_PREFIX}{path}"
-        attempts = self._retries + 1
-        last_error: str = ""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._deadline
         client = self._http()
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        last_error = ""
+        while True:
+            attempt += 1
+            remaining = give_up_at - loop.time()
+            timeout = max(0.5, min(self._timeout, remaining))
             try:
-                response = await client.request(method, url, headers=headers, **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-                # Nothing reached the backend (or the connection dropped): worth a retry.
-                last_error = f"{type(exc).__name__}"
+                response = await client.request(
+                    method, url, headers=headers, timeout=timeout, **kwargs
+                )
             except httpx.HTTPError as exc:
-                # A read timeout may mean the backend is busy; retrying would only pile on.
-                raise BackendUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+                # down, restarting, or slow: nothing here tells us the reply was not applied
+                last_error = type(exc).__name__
             else:
                 if response.status_code >= 500:
                     last_error = f"HTTP {response.status_code}"
@@ -143,9 +155,12 @@ class BackendClient:
                     except ValueError as exc:
                         raise BackendUnavailable(f"{method} {path}: invalid JSON") from exc
                     return BackendReply.from_json(payload)
-            if attempt < attempts:
-                await asyncio.sleep(self._backoff * attempt)
-        raise BackendUnavailable(f"{method} {path}: {last_error} after {attempts} attempts")
+            pause = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (attempt - 1))
+            if loop.time() + pause >= give_up_at:
+                raise BackendUnavailable(
+                    f"{method} {path}: {last_error} after {attempt} attempts"
+                )
+            await asyncio.sleep(pause)
 
 
 def _error_text(response: httpx.Response) -> str:

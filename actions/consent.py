@@ -45,7 +45,12 @@ class ActionOptIn(BackendAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         reply = await self.client.reply("opt_in", phone_of(tracker), message_id_of(tracker))
-        responses = {"opted_in": "utter_opted_in", "unknown_patient": UTTER_UNKNOWN_PATIENT}
+        responses = {
+            "opted_in": "utter_opted_in",
+            "unknown_patient": UTTER_UNKNOWN_PATIENT,
+            # this number was reported as reaching the wrong person: only staff can resume texts
+            "wrong_number": UTTER_UNKNOWN_PATIENT,
+        }
         if reply.outcome not in responses:
             return self.unexpected(dispatcher, tracker, reply)
         dispatcher.utter_message(response=responses[reply.outcome])

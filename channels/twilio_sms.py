@@ -6,12 +6,18 @@ loop on every send, swallows send errors and answers 500 to a message without a 
 Inbound (``POST /webhooks/twilio/webhook``):
 - ``X-Twilio-Signature`` is checked against ``PUBLIC_BASE_URL`` + path + query, because
   in production a reverse proxy forwards the public URL Twilio signed to this server.
-- Each ``MessageSid`` is processed once (table ``inbound_messages``), so Twilio's
-  redeliveries have no second effect.
+- Bodies over 64 KB are refused (413) before anything else is read.
+- Each text goes into the inbox (channels/inbox.py) first: a redelivered ``MessageSid`` is
+  dropped there, and a turn that could not be applied (action server or backend down, a
+  reply that could not leave) is run again until it is, in arrival order per phone.
 - Replies go out through the REST API, never TwiML, so the webhook answers empty TwiML.
 
-Outbound: ``messages.create_async`` through one shared aiohttp session; a send error
-raises, so that ``trigger_intent`` answers 500 and the backend can free the offer's seat.
+Outbound: ``messages.create_async`` through one shared aiohttp session. A proactive text
+started by the backend carries a ``ref`` (``trigger_intent?...&ref=outbox-12``): it is sent
+once whatever the retries (channels/send_ledger.py), and its ``StatusCallback`` URL carries
+the ref, so the delivery report names the exact message. A send error raises
+``TwilioSendError`` saying whether it is permanent (Twilio refused this number) or transient,
+so that ``trigger_intent`` answers 500 and the backend knows which.
 
 Logs mask phone numbers and never contain message bodies.
 """
@@ -19,15 +25,15 @@ Logs mask phone numbers and never contain message bodies.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import ClientError, ClientSession
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -38,13 +44,21 @@ from sanic.response import HTTPResponse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+
+from channels.inbox import InboundText, Inbox, MemoryInbox, PostgresInbox, retry_delay
+from channels.send_ledger import (
+    MemorySendLedger,
+    PostgresSendLedger,
+    SendLedger,
+    body_digest,
+)
+from sms_common.phones import is_e164, mask_phone, mask_phones_in_text
+from sms_common.twilio_signature import FormParams, signature_is_valid, signed_url
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "twilio"
-E164_PATTERN = re.compile(r"^\+[1-9]\d{6,14}$")
 # Twilio SIDs are two letters + 32 hex; accept any short alphanumeric id to stay lenient.
 MESSAGE_SID_PATTERN = re.compile(r"^[A-Za-z0-9]{2,64}$")
 TWILIO_API_ORIGIN = "https://api.twilio.com"
@@ -54,8 +68,20 @@ MEDIA_ONLY_REPLY = "Sorry, we can only read text messages. Reply YES, NO or HELP
 # Twilio rejects bodies over 1,600 characters (error 21617).
 MAX_SMS_BODY = 1600
 DEFAULT_SEND_TIMEOUT = 15.0
+# Twilio's webhooks are a few kilobytes at most; anything near this is not Twilio.
+MAX_WEBHOOK_BODY = 64 * 1024
+# How often texts left unapplied (a part was down) are looked at again.
+INBOX_POLL_SECONDS = 5.0
+# Twilio errors about the recipient's number: this text can never go to it, so the offer fails.
+# Anything else (5xx, 429, our account or sender, a timeout) is transient: retried, never a failure.
+PER_NUMBER_ERRORS = frozenset({21211, 21214, 21217, 21407, 21408, 21610, 21612, 21614, 21635})
+REF_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+BACKEND_DOWN_RESPONSE = "utter_backend_down"
 
-_PHONE_IN_TEXT = re.compile(r"\+?\d{7,15}")
+# The ref of the proactive text being started by the current trigger_intent request.
+_OUTBOUND_REF: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "outbound_ref", default=None
+)
 
 # twilio's HTTP client logs every request's URL and headers at INFO; keep that at WARNING
 # unless logging is configured otherwise for this logger.
@@ -64,30 +90,6 @@ _twilio_http_logger.setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def mask_phone(phone: str | None) -> str:
-    """Masks a phone number for logs: ``+15551234567`` -> ``+1******4567``."""
-    if not phone:
-        return "<none>"
-    text = phone.strip()
-    digits = re.sub(r"\D", "", text)
-    if not digits:
-        return "***"
-    prefix = "+" if text.startswith("+") else ""
-    if len(digits) <= 6:
-        # Too short to reveal any digit without revealing most of it.
-        return prefix + "*" * len(digits)
-    return f"{prefix}{digits[0]}{'*' * (len(digits) - 5)}{digits[-4:]}"
-
-
-def mask_phones_in_text(text: str) -> str:
-    """Masks every phone-like number inside free text (e.g. a Twilio error message)."""
-    return _PHONE_IN_TEXT.sub(lambda match: mask_phone(match.group(0)), text)
-
-
-def is_e164(phone: str | None) -> bool:
-    return phone is not None and E164_PATTERN.match(phone) is not None
 
 
 def _env(name: str) -> str | None:
@@ -104,30 +106,6 @@ def _setting(credentials: Mapping[str, Any], keys: tuple[str, ...], env: str) ->
     return _env(env)
 
 
-class FormParams(dict[str, list[str]]):
-    """Form fields with every value, blank ones included.
-
-    Sanic 21's ``request.form`` drops blank values, but Twilio signs them too (an MMS has
-    ``Body=``, most messages have ``FromCity=``), so validating against it would reject
-    genuine requests.
-    """
-
-    @classmethod
-    def parse(cls, body: bytes) -> FormParams:
-        params = cls()
-        for key, value in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True):
-            params.setdefault(key, []).append(value)
-        return params
-
-    def first(self, name: str) -> str | None:
-        values = self.get(name)
-        return values[0] if values else None
-
-    def getall(self, name: str) -> list[str]:
-        # The name RequestValidator looks for on multi-value dicts.
-        return self[name]
-
-
 def normalise_database_url(url: str) -> str:
     """Points a ``postgres[ql][+driver]://`` URL at psycopg2, the driver of Rasa's venv."""
     scheme, separator, rest = url.strip().partition("://")
@@ -137,79 +115,21 @@ def normalise_database_url(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
-# ----------------------------------------------------------------------- dedup stores
-
-
-class InboundDedupStore(Protocol):
-    """Remembers processed inbound MessageSids. Methods block; call them in an executor."""
-
-    def claim(self, message_sid: str) -> bool:
-        """Records the sid; True if it was new, False if it had been seen before."""
-
-    def release(self, message_sid: str) -> None:
-        """Forgets the sid so that a redelivery is processed again."""
-
-
-class PostgresInboundDedupStore:
-    """Dedup on the backend's ``inbound_messages`` table, shared by every Rasa replica."""
-
-    def __init__(self, database_url: str) -> None:
-        import sqlalchemy
-
-        self._sql = sqlalchemy
-        # create_engine doesn't connect, so Rasa starts even while the database is down.
-        self._engine = sqlalchemy.create_engine(
-            normalise_database_url(database_url),
-            pool_pre_ping=True,
-            pool_size=2,
-            max_overflow=4,
-            future=True,
-        )
-
-    def claim(self, message_sid: str) -> bool:
-        statement = self._sql.text(
-            "INSERT INTO inbound_messages (message_sid) VALUES (:sid) "
-            "ON CONFLICT (message_sid) DO NOTHING RETURNING message_sid"
-        )
-        with self._engine.begin() as connection:
-            return connection.execute(statement, {"sid": message_sid}).first() is not None
-
-    def release(self, message_sid: str) -> None:
-        statement = self._sql.text("DELETE FROM inbound_messages WHERE message_sid = :sid")
-        with self._engine.begin() as connection:
-            connection.execute(statement, {"sid": message_sid})
-
-    def dispose(self) -> None:
-        self._engine.dispose()
-
-
-class MemoryInboundDedupStore:
-    """Per-process dedup for development without DATABASE_URL (not shared by replicas)."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def claim(self, message_sid: str) -> bool:
-        with self._lock:
-            if message_sid in self._seen:
-                return False
-            self._seen[message_sid] = None
-            while len(self._seen) > self._capacity:
-                self._seen.popitem(last=False)
-            return True
-
-    def release(self, message_sid: str) -> None:
-        with self._lock:
-            self._seen.pop(message_sid, None)
-
-
 # ------------------------------------------------------------------------ sending
 
 
 class TwilioSendError(RasaException):
-    """An SMS could not be handed to Twilio. The message names no number and no body."""
+    """An SMS could not be handed to Twilio. The message names no number and no body.
+
+    Its text starts ``twilio-send-error kind=permanent|transient [code=N]``: trigger_intent puts
+    it in its 500 answer, and the backend reads the kind from there (adapters/messenger.py).
+    """
+
+    def __init__(self, permanent: bool, detail: str, code: int | None = None) -> None:
+        self.permanent, self.code = permanent, code
+        kind = "permanent" if permanent else "transient"
+        prefix = f"twilio-send-error kind={kind}" + (f" code={code}" if code else "")
+        super().__init__(f"{prefix}: {detail}")
 
 
 class RewritingAsyncTwilioHttpClient(AsyncTwilioHttpClient):
@@ -287,8 +207,9 @@ class TwilioSmsSettings:
 class TwilioSmsSender:
     """One Twilio REST client and one HTTP session for the whole process."""
 
-    def __init__(self, settings: TwilioSmsSettings) -> None:
+    def __init__(self, settings: TwilioSmsSettings, ledger: SendLedger | None = None) -> None:
         self.settings = settings
+        self.ledger: SendLedger = ledger or MemorySendLedger()
         self.http_client = RewritingAsyncTwilioHttpClient(
             settings.api_base_url, settings.send_timeout
         )
@@ -296,14 +217,79 @@ class TwilioSmsSender:
             settings.account_sid, settings.auth_token, http_client=self.http_client
         )
 
+    async def _ledger(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
     async def send(
-        self, to: str, body: str | None = None, media_urls: list[str] | None = None
+        self,
+        to: str,
+        body: str | None = None,
+        media_urls: list[str] | None = None,
+        ref: str | None = None,
     ) -> str:
-        """Queues one SMS/MMS at Twilio and returns its sid; raises TwilioSendError."""
+        """Queues one SMS/MMS at Twilio and returns its sid; raises TwilioSendError.
+
+        With a `ref`, the text is sent once however often this is called (see send_ledger.py).
+        """
         if not is_e164(to):
-            raise TwilioSendError(
-                f"Refusing to send an SMS to a non-E.164 recipient {mask_phone(to)}"
+            raise TwilioSendError(True, f"refusing a non-E.164 recipient {mask_phone(to)}")
+        if ref is None:
+            return await self._create(to, body, media_urls, None)
+        text = body or " ".join(media_urls or [])
+        try:
+            earlier = await self._ledger(self.ledger.begin, ref, to, text)
+        except Exception as error:
+            # without the ledger a retry could text the patient twice: wait for it instead
+            logger.error("Send ledger unavailable (%s); %s not sent yet", type(error).__name__, ref)
+            raise TwilioSendError(False, "send ledger unavailable") from None
+        if earlier is not None:
+            sid = await self._settle_earlier_attempt(earlier, to, text)
+            if sid is not None:
+                return sid
+        return await self._create(to, body, media_urls, ref)
+
+    async def _settle_earlier_attempt(self, earlier: Any, to: str, text: str) -> str | None:
+        """An earlier attempt with this ref exists. Returns its sid when the text already left;
+        None when this attempt now owns the send; raises when it must wait or never send."""
+        if earlier.status == "sent":
+            logger.info("%s was already sent as %s; not sending again", earlier.ref, earlier.message_sid)
+            return str(earlier.message_sid)
+        if earlier.status == "failed":
+            code = int(earlier.error_code) if (earlier.error_code or "").isdigit() else None
+            raise TwilioSendError(True, "Twilio refused this number before", code)
+        if not earlier.is_stale(datetime.now(timezone.utc)):
+            raise TwilioSendError(False, "another attempt is sending this text right now")
+        # An attempt died between Twilio and the ledger: ask Twilio before sending again.
+        sid = await self._find_sent(to, text, since=earlier.created_at)
+        if sid is not None:
+            await self._ledger(self.ledger.sent, earlier.ref, sid)
+            logger.warning("%s was found at Twilio as %s; not sending again", earlier.ref, sid)
+            return sid
+        if not await self._ledger(self.ledger.take_over, earlier):
+            raise TwilioSendError(False, "another attempt took this text over")
+        return None
+
+    async def _find_sent(self, to: str, text: str, since: datetime) -> str | None:
+        """The sid of a message with this body sent to `to` since `since`, per Twilio's API."""
+        try:
+            messages = await self.client.messages.list_async(
+                to=to, date_sent_after=since - timedelta(days=1), limit=50
             )
+        except Exception as error:
+            raise TwilioSendError(
+                False, f"could not ask Twilio whether it was sent ({type(error).__name__})"
+            ) from None
+        digest = body_digest(text)
+        for message in messages:
+            created = message.date_created
+            recent = created is None or created >= since - timedelta(minutes=1)
+            if recent and message.body is not None and body_digest(message.body) == digest:
+                return str(message.sid)
+        return None
+
+    async def _create(
+        self, to: str, body: str | None, media_urls: list[str] | None, ref: str | None
+    ) -> str:
         kwargs: dict[str, Any] = {"to": to}
         if body is not None:
             kwargs["body"] = body
@@ -313,12 +299,16 @@ class TwilioSmsSender:
             kwargs["messaging_service_sid"] = self.settings.messaging_service_sid
         else:
             kwargs["from_"] = self.settings.from_number
-        if self.settings.status_callback_url:
-            kwargs["status_callback"] = self.settings.status_callback_url
+        callback = self.settings.status_callback_url
+        if callback:
+            # the report then names the exact message, never just the phone number
+            kwargs["status_callback"] = callback + (f"?ref={quote(ref, safe='')}" if ref else "")
         try:
             message = await self.client.messages.create_async(**kwargs)
         except TwilioRestException as error:
             detail = mask_phones_in_text(str(error.msg or ""))
+            code = error.code if isinstance(error.code, int) else None
+            permanent = code in PER_NUMBER_ERRORS
             logger.error(
                 "Twilio refused an SMS to %s: HTTP %s, code %s, %s",
                 mask_phone(to),
@@ -326,18 +316,32 @@ class TwilioSmsSender:
                 error.code,
                 detail,
             )
+            if ref is not None:
+                # Twilio answered, so it surely did not take the text: a retry may send it
+                try:
+                    if permanent:
+                        await self._ledger(self.ledger.failed, ref, str(code))
+                    else:
+                        await self._ledger(self.ledger.forget, ref)
+                except Exception as ledger_error:  # a stale row is reconciled by the retry
+                    logger.error("Could not update %s: %s", ref, type(ledger_error).__name__)
             raise TwilioSendError(
-                f"Twilio refused an SMS to {mask_phone(to)}: HTTP {error.status}, code {error.code}"
+                permanent, f"Twilio refused an SMS (HTTP {error.status})", code
             ) from None
         except (ClientError, asyncio.TimeoutError, OSError, TwilioException) as error:
+            # In doubt: Twilio may have taken it. The ledger row stays `sending`, so a retry
+            # asks Twilio before sending again.
             logger.error(
                 "Could not reach Twilio to send an SMS to %s: %s",
                 mask_phone(to),
                 type(error).__name__,
             )
-            raise TwilioSendError(
-                f"Could not reach Twilio to send an SMS to {mask_phone(to)}"
-            ) from None
+            raise TwilioSendError(False, f"could not reach Twilio ({type(error).__name__})") from None
+        if ref is not None:
+            try:
+                await self._ledger(self.ledger.sent, ref, str(message.sid))
+            except Exception as error:  # the text left; a stale row is reconciled later
+                logger.error("Could not record %s as sent: %s", ref, type(error).__name__)
         logger.info("SMS %s queued for %s", message.sid, mask_phone(to))
         return str(message.sid)
 
@@ -360,36 +364,109 @@ def _split_body(text: str, limit: int = MAX_SMS_BODY) -> list[str]:
     return parts
 
 
+@dataclass
+class TurnReport:
+    """What went wrong in one inbound turn, so that the inbox runs it again."""
+
+    attempt: int = 1
+    action_failed: bool = False
+    backend_unavailable: bool = False
+    reply_not_sent: bool = False
+    crashed: str | None = None
+
+    def problem(self) -> str | None:
+        if self.crashed:
+            return f"turn raised {self.crashed}"
+        if self.action_failed:
+            return "an action failed (action server down?)"
+        if self.backend_unavailable:
+            return "the backend was unavailable"
+        if self.reply_not_sent:
+            return "a reply could not be sent"
+        return None
+
+
+# The inbound turn being run by this task; Rasa's processor reports a failed custom action only in
+# its log ("Bot will continue, but the actions events are lost"), so a log filter marks the turn.
+_CURRENT_TURN: contextvars.ContextVar[TurnReport | None] = contextvars.ContextVar(
+    "current_turn", default=None
+)
+
+
+class _FailedActionWatch(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        turn = _CURRENT_TURN.get()
+        if turn is not None and str(record.msg).startswith(
+            "Encountered an exception while running action"
+        ):
+            turn.action_failed = True
+        return True
+
+
+_FAILED_ACTION_WATCH = _FailedActionWatch()
+
+
+def watch_failed_actions() -> None:
+    processor_logger = logging.getLogger("rasa.core.processor")
+    if _FAILED_ACTION_WATCH not in processor_logger.filters:
+        processor_logger.addFilter(_FAILED_ACTION_WATCH)
+
+
 class TwilioSmsOutput(OutputChannel):
     """Sends each bot response as one SMS.
 
-    ``raise_on_error=True`` (proactive ``trigger_intent`` messages) lets a failure reach
-    the caller. The webhook uses ``raise_on_error=False``: the patient's turn must still be
-    saved and Twilio acknowledged when a reply can't be sent.
+    ``raise_on_error=True`` (proactive ``trigger_intent`` messages) lets a failure reach the
+    caller; ``ref`` names the proactive text (one per response part). The webhook uses
+    ``raise_on_error=False`` with a ``turn`` report: the inbox runs the turn again instead.
     """
 
-    def __init__(self, sender: TwilioSmsSender, raise_on_error: bool = True) -> None:
+    def __init__(
+        self,
+        sender: TwilioSmsSender,
+        raise_on_error: bool = True,
+        ref: str | None = None,
+        turn: TurnReport | None = None,
+    ) -> None:
         self.sender = sender
         self.raise_on_error = raise_on_error
+        self.ref = ref
+        self.turn = turn
+        self._parts = 0
 
     @classmethod
     def name(cls) -> str:
         return CHANNEL_NAME
 
+    def _next_ref(self) -> str | None:
+        if self.ref is None:
+            return None
+        self._parts += 1
+        return self.ref if self._parts == 1 else f"{self.ref}#{self._parts}"
+
     async def _send(
-        self, recipient_id: str, body: str | None = None, media_urls: list[str] | None = None
+        self,
+        recipient_id: str,
+        body: str | None = None,
+        media_urls: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
+        if self.turn is not None and kwargs.get("utter_action") == BACKEND_DOWN_RESPONSE:
+            self.turn.backend_unavailable = True
+            if self.turn.attempt > 1:
+                return  # they were told once; the retry answers for real when it can
         try:
-            await self.sender.send(recipient_id, body, media_urls)
-        except TwilioSendError:
+            await self.sender.send(recipient_id, body, media_urls, ref=self._next_ref())
+        except TwilioSendError as error:
             if self.raise_on_error:
                 raise
-            # Already logged (masked) by the sender.
+            # Already logged (masked) by the sender; a transient failure means a retry.
+            if self.turn is not None and not error.permanent:
+                self.turn.reply_not_sent = True
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         # One response is one SMS: no splitting on blank lines, unlike the stock channel.
         for part in _split_body(text.strip()):
-            await self._send(recipient_id, part)
+            await self._send(recipient_id, part, **kwargs)
 
     async def send_text_with_buttons(
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
@@ -399,7 +476,7 @@ class TwilioSmsOutput(OutputChannel):
         lines.extend(
             f"{index}: {button.get('title', '')}" for index, button in enumerate(buttons, start=1)
         )
-        await self.send_text_message(recipient_id, "\n".join(lines))
+        await self.send_text_message(recipient_id, "\n".join(lines), **kwargs)
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         await self._send(recipient_id, None, [image])
@@ -470,7 +547,10 @@ class TwilioSmsInput(InputChannel):
         return cls(settings)
 
     def __init__(
-        self, settings: TwilioSmsSettings, dedup_store: InboundDedupStore | None = None
+        self,
+        settings: TwilioSmsSettings,
+        inbox: Inbox | None = None,
+        ledger: SendLedger | None = None,
     ) -> None:
         if not settings.account_sid or not settings.auth_token:
             raise RasaException(
@@ -488,61 +568,36 @@ class TwilioSmsInput(InputChannel):
                 "server sees, and no status callback URL is sent to Twilio."
             )
         self.settings = settings
-        self.validator = RequestValidator(settings.auth_token)
-        self.sender = TwilioSmsSender(settings)
-        if dedup_store is not None:
-            self.dedup_store: InboundDedupStore = dedup_store
-        elif settings.database_url:
-            self.dedup_store = PostgresInboundDedupStore(settings.database_url)
-        else:
+        if settings.database_url:
+            url = normalise_database_url(settings.database_url)
+            inbox = inbox or PostgresInbox(url)
+            ledger = ledger or PostgresSendLedger(url)
+        elif inbox is None or ledger is None:
             logger.warning(
-                "DATABASE_URL is not set: inbound MessageSids are deduplicated in memory, "
-                "per process only."
+                "DATABASE_URL is not set: the inbox and the send ledger live in this process's "
+                "memory (not shared by replicas, lost on restart)."
             )
-            self.dedup_store = MemoryInboundDedupStore()
+        self.inbox: Inbox = inbox or MemoryInbox()
+        self.sender = TwilioSmsSender(settings, ledger or MemorySendLedger())
+        self._retry_task: asyncio.Task[None] | None = None
+        watch_failed_actions()
 
     def get_output_channel(self) -> OutputChannel:
-        return TwilioSmsOutput(self.sender, raise_on_error=True)
+        # a proactive text from the backend: its ref was taken from the trigger_intent URL
+        return TwilioSmsOutput(self.sender, raise_on_error=True, ref=_OUTBOUND_REF.get())
 
     def signed_url(self, request: Request) -> str:
         """The URL Twilio signed: the public origin, not the one this server listens on."""
         if not self.settings.public_base_url:
             return request.url
-        query = f"?{request.query_string}" if request.query_string else ""
-        return self.settings.public_base_url.rstrip("/") + request.path + query
+        return signed_url(self.settings.public_base_url, request.path, request.query_string)
 
     def is_signature_valid(self, request: Request, params: FormParams) -> bool:
         signature = request.headers.get("X-Twilio-Signature")
-        if not signature:
-            return False
-        try:
-            return bool(self.validator.validate(self.signed_url(request), params, signature))
-        except Exception:  # a malformed header must be a 403, never a 500
-            return False
+        return signature_is_valid(self.settings.auth_token, self.signed_url(request), params, signature)
 
-    async def _run_blocking(self, function: Callable[[str], Any], message_sid: str) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, function, message_sid)
-
-    async def _claim(self, message_sid: str) -> bool:
-        try:
-            return bool(await self._run_blocking(self.dedup_store.claim, message_sid))
-        except Exception as error:
-            # Fail open: answering the patient matters more than dedup, and the backend's
-            # reply API ignores a repeated message_id anyway.
-            logger.error(
-                "Dedup store unavailable (%s); processing %s without dedup",
-                type(error).__name__,
-                message_sid,
-            )
-            return True
-
-    async def _release(self, message_sid: str) -> None:
-        try:
-            await self._run_blocking(self.dedup_store.release, message_sid)
-        except Exception as error:
-            logger.error(
-                "Could not release %s in the dedup store: %s", message_sid, type(error).__name__
-            )
+    async def _blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         twilio_webhook = Blueprint("twilio_sms_webhook", __name__)
@@ -555,6 +610,20 @@ class TwilioSmsInput(InputChannel):
         async def message(request: Request) -> HTTPResponse:
             return await self.handle_webhook(request, on_new_message)
 
+        @twilio_webhook.listener("before_server_start")
+        async def remember_refs(app: Any, *_: Any) -> None:
+            # app-wide, so that it sees Rasa's own trigger_intent route
+            app.register_middleware(_remember_outbound_ref, "request")
+
+        @twilio_webhook.listener("after_server_start")
+        async def start_retries(app: Any, *_: Any) -> None:
+            self._retry_task = asyncio.ensure_future(self.retry_forever(on_new_message))
+
+        @twilio_webhook.listener("before_server_stop")
+        async def stop_retries(*_: Any) -> None:
+            if self._retry_task is not None:
+                self._retry_task.cancel()
+
         @twilio_webhook.listener("after_server_stop")
         async def close_sender(*_: Any) -> None:
             await self.sender.close()
@@ -564,6 +633,8 @@ class TwilioSmsInput(InputChannel):
     async def handle_webhook(
         self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> HTTPResponse:
+        if len(request.body or b"") > MAX_WEBHOOK_BODY:
+            return _text_response("request body too large", 413)
         params = FormParams.parse(request.body or b"")
         if not self.is_signature_valid(request, params):
             logger.warning("Rejected a Twilio webhook with a missing or invalid signature")
@@ -588,51 +659,118 @@ class TwilioSmsInput(InputChannel):
         if not message_sid or not MESSAGE_SID_PATTERN.match(message_sid):
             return _text_response("missing or invalid MessageSid", 400)
 
-        if not await self._claim(message_sid):
+        # "¡" stands for "@" in the GSM alphabet and some carriers deliver it that way.
+        text = _neutralise_intent_prefix(body or "").replace("¡", "@")
+        inbound = InboundText(message_sid, sender, text, num_media)
+        try:
+            is_new = await self._blocking(self.inbox.receive, inbound)
+        except Exception as error:
+            # Fail open: answering the patient matters more than the inbox, and the backend's
+            # reply API ignores a repeated message id anyway.
+            logger.error(
+                "Inbox unavailable (%s); processing %s without it", type(error).__name__, message_sid
+            )
+            await self.run_turn(inbound, on_new_message)
+            return _twiml_ack()
+        if not is_new:
             logger.info(
                 "Duplicate delivery of %s from %s acknowledged", message_sid, mask_phone(sender)
             )
             return _twiml_ack()
+        logger.info("Inbound SMS %s from %s", message_sid, mask_phone(sender))
+        await self.drain(sender, on_new_message)
+        # Stored before anything else: even when the turn could not be applied yet, Twilio's
+        # job is done, and the inbox runs the turn again when the parts are back.
+        return _twiml_ack()
 
-        text = _neutralise_intent_prefix(body or "")
-        # The inbound output channel logs send failures instead of raising (see class doc).
-        out_channel = TwilioSmsOutput(self.sender, raise_on_error=False)
-        if not text:
+    async def drain(
+        self, phone: str, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
+        """Run this phone's unfinished texts in arrival order; stop at the first that fails."""
+        while True:
+            try:
+                text = await self._blocking(self.inbox.take_next, phone)
+            except Exception as error:
+                logger.error("Inbox unavailable (%s); will retry", type(error).__name__)
+                return
+            if text is None:
+                return
+            problem = (await self.run_turn(text, on_new_message)).problem()
+            try:
+                if problem is None:
+                    await self._blocking(self.inbox.finish, text.message_sid)
+                    continue
+                retrying = await self._blocking(self.inbox.retry_later, text.message_sid, problem)
+            except Exception as error:
+                logger.error("Inbox unavailable (%s); the lease will run out", type(error).__name__)
+                return
+            if retrying:
+                logger.warning(
+                    "%s from %s not applied (%s, attempt %s); again in %s s",
+                    text.message_sid,
+                    mask_phone(phone),
+                    problem,
+                    text.attempts,
+                    int(retry_delay(text.attempts).total_seconds()),
+                )
+            else:
+                logger.error("%s from %s given up: %s", text.message_sid, mask_phone(phone), problem)
+            return  # later texts of this phone wait behind this one
+
+    async def run_turn(
+        self, text: InboundText, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> TurnReport:
+        report = TurnReport(attempt=max(1, text.attempts))
+        out_channel = TwilioSmsOutput(self.sender, raise_on_error=False, turn=report)
+        if not text.body:
             logger.info(
-                "Media-only message %s from %s: asking for text", message_sid, mask_phone(sender)
+                "Media-only message %s from %s: asking for text",
+                text.message_sid,
+                mask_phone(text.phone),
             )
-            await out_channel.send_text_message(sender, self.settings.media_only_reply)
-            return _twiml_ack()
-
-        # "¡" stands for "@" in the GSM alphabet and some carriers deliver it that way.
-        text = text.replace("¡", "@")
+            await out_channel.send_text_message(text.phone, self.settings.media_only_reply)
+            return report
         user_message = UserMessage(
-            text=text,
+            text=text.body,
             output_channel=out_channel,
-            sender_id=sender,
+            sender_id=text.phone,
             input_channel=self.name(),
-            message_id=message_sid,
+            message_id=text.message_sid,
             metadata={
                 "twilio": {
-                    "message_sid": message_sid,
-                    "to": params.first("To"),
-                    "num_media": num_media,
-                    "num_segments": params.first("NumSegments"),
+                    "message_sid": text.message_sid,
+                    "num_media": text.num_media,
+                    "attempt": report.attempt,
                 }
             },
         )
-        logger.info("Inbound SMS %s from %s", message_sid, mask_phone(sender))
+        token = _CURRENT_TURN.set(report)
         try:
             await on_new_message(user_message)
         except Exception as error:
-            # Forget the sid so that Twilio's retry of this delivery is processed.
-            await self._release(message_sid)
-            logger.error(
-                "Failed to process %s from %s: %s",
-                message_sid,
-                mask_phone(sender),
-                type(error).__name__,
-            )
+            report.crashed = type(error).__name__
             logger.debug("Processing failure detail", exc_info=True)
-            return _text_response("processing failed", 500)
-        return _twiml_ack()
+        finally:
+            _CURRENT_TURN.reset(token)
+        return report
+
+    async def retry_forever(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
+        """Texts left unapplied (a part was down, or a server died mid-turn) run again."""
+        while True:
+            await asyncio.sleep(INBOX_POLL_SECONDS)
+            try:
+                phones = await self._blocking(self.inbox.phones_due)
+                for phone in phones:
+                    await self.drain(phone, on_new_message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the next round tries again
+                logger.error("Inbox retry round failed: %s", type(error).__name__)
+
+
+def _remember_outbound_ref(request: Request) -> None:
+    """trigger_intent?...&ref=outbox-12: the proactive text's name, for get_output_channel()."""
+    ref = request.args.get("ref") if request.path.endswith("/trigger_intent") else None
+    _OUTBOUND_REF.set(ref if ref and REF_PATTERN.match(ref) else None)

@@ -99,8 +99,9 @@ def test_key_wording() -> None:
     assert english["utter_no_open_offer"] == (
         "There's no open offer right now, but you're still on the list."
     )
+    # the text is kept and applied when the part is back, so the patient need not resend it
     assert english["utter_backend_down"] == (
-        "We're having trouble right now, please try again in a few minutes."
+        "We got your message but can't act on it right now. We'll text you back as soon as we can."
     )
     assert english["utter_confirm_accept"] == (
         "Just to confirm: do you want the {slot_time} opening on {slot_date}? Reply YES or NO."

@@ -101,7 +101,12 @@ def test_opt_out_backend_down_is_not_silent() -> None:
 
 @pytest.mark.parametrize(
     ("outcome", "expected"),
-    [("opted_in", "utter_opted_in"), ("unknown_patient", "utter_unknown_patient")],
+    [
+        ("opted_in", "utter_opted_in"),
+        ("unknown_patient", "utter_unknown_patient"),
+        # START from a number reported as the wrong person's: no "subscribed again"
+        ("wrong_number", "utter_unknown_patient"),
+    ],
 )
 def test_opt_in(outcome, expected) -> None:
     backend = FakeBackend(answer(outcome))
