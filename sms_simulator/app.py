@@ -18,7 +18,7 @@ import mimetypes
 import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Coroutine
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -30,7 +30,15 @@ from sanic.response import HTTPResponse, empty, html, json
 from twilio.request_validator import RequestValidator
 
 from .settings import Settings
-from .store import DEFAULT_DELIVERY_ERROR, FAULT_KINDS, Fault, SimMessage, SimulatorStore, utcnow
+from .store import (
+    DEFAULT_DELIVERY_ERROR,
+    FAULT_KINDS,
+    SEND_FAULTS,
+    Fault,
+    SimMessage,
+    SimulatorStore,
+    utcnow,
+)
 from .twilio_format import (
     API_VERSION,
     TwilioApiError,
@@ -165,16 +173,27 @@ class Simulator:
         if account_sid != self.settings.account_sid:
             raise TwilioApiError(404, 20404, f"The requested resource {request.path} was not found")
 
-    def create_message(self, form: dict[str, list[str]]) -> SimMessage:
+    def create_message(self, form: dict[str, list[str]]) -> tuple[SimMessage, float]:
+        """The created message, and how long to wait before answering (a slow Twilio)."""
         validate_create_form(form)
         to = _first(form, "To")
-        fault = self.store.take_fault(to)
+        fault = self.store.take_fault(to, SEND_FAULTS)
         if fault is not None and fault.kind == "http_500":
             logger.info("Injected HTTP 500 for a send to %s", mask_phone(to))
             raise TwilioApiError(500, 20500, "An internal server error has occurred")
+        if fault is not None and fault.kind == "http_429":
+            logger.info("Injected HTTP 429 for a send to %s", mask_phone(to))
+            raise TwilioApiError(429, 20429, "Too Many Requests")
         if fault is not None and fault.kind == "unsubscribed":
             logger.info("Injected 21610 for a send to %s", mask_phone(to))
             raise TwilioApiError(400, 21610, "Attempt to send to unsubscribed recipient")
+        if fault is not None and fault.kind == "invalid":
+            logger.info("Injected 21211 for a send to %s", mask_phone(to))
+            raise TwilioApiError(400, 21211, "The 'To' number is not a valid phone number.")
+        delay = fault.delay_seconds if fault is not None and fault.kind == "slow" else 0.0
+        delivery_fault = self.store.take_fault(
+            to, ("undelivered", "failed", "duplicate_callbacks", "out_of_order_callbacks")
+        )
 
         media_urls = [url for url in form.get("MediaUrl", []) if url]
         body = _first(form, "Body")
@@ -196,8 +215,8 @@ class Simulator:
             )
         )
         logger.info("Accepted %s for %s", message.sid, mask_phone(to))
-        self.spawn(self.progress(message, fault))
-        return message
+        self.spawn(self.progress(message, delivery_fault))
+        return message, delay
 
     async def progress(self, message: SimMessage, fault: Fault | None) -> None:
         """Moves a message through its statuses, calling its StatusCallback at each step."""
@@ -208,6 +227,7 @@ class Simulator:
             steps = [("queued", None), ("sent", None), ("undelivered", error_code)]
         else:
             steps = [("queued", None), ("sent", None), ("delivered", None)]
+        reports: list[dict[str, str]] = []
         for index, (status, code) in enumerate(steps):
             if index:
                 await asyncio.sleep(self.settings.status_delay)
@@ -217,12 +237,17 @@ class Simulator:
                 message.set_status(status, code)
             if status == "sent" and message.from_ is None:
                 message.from_ = self.settings.from_number
-            if message.status_callback:
-                await self.send_status_callback(message)
+            reports.append(self.status_params(message))
+            if message.status_callback and not (fault and fault.kind == "out_of_order_callbacks"):
+                await self.send_status_callback(message.status_callback, reports[-1])
+                if fault is not None and fault.kind == "duplicate_callbacks":
+                    await self.send_status_callback(message.status_callback, reports[-1])
+        message.reports = reports
+        if message.status_callback and fault is not None and fault.kind == "out_of_order_callbacks":
+            for params in reversed(reports):
+                await self.send_status_callback(message.status_callback, params)
 
-    async def send_status_callback(self, message: SimMessage) -> None:
-        url = message.status_callback
-        assert url is not None
+    def status_params(self, message: SimMessage) -> dict[str, str]:
         params = {
             "SmsSid": message.sid,
             "SmsStatus": message.status,
@@ -237,28 +262,26 @@ class Simulator:
             params["MessagingServiceSid"] = message.messaging_service_sid
         if message.error_code is not None:
             params["ErrorCode"] = str(message.error_code)
+        return params
+
+    async def send_status_callback(self, url: str, params: dict[str, str]) -> None:
         headers = {
             "X-Twilio-Signature": self.validator.compute_signature(url, params),
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
             "User-Agent": TWILIO_USER_AGENT,
         }
+        status, sid = params["MessageStatus"], params["MessageSid"]
         try:
             answer = await self.client.post(url, data=params, headers=headers)
         except httpx.HTTPError as error:
             # Twilio doesn't retry status callbacks either; the next status still goes out.
             logger.warning(
-                "Status callback %s for %s failed: %s",
-                message.status,
-                message.sid,
-                type(error).__name__,
+                "Status callback %s for %s failed: %s", status, sid, type(error).__name__
             )
             return
         if answer.status_code >= 400:
             logger.warning(
-                "Status callback %s for %s answered HTTP %s",
-                message.status,
-                message.sid,
-                answer.status_code,
+                "Status callback %s for %s answered HTTP %s", status, sid, answer.status_code
             )
 
     def list_page(self, request: Request, account_sid: str) -> dict[str, Any]:
@@ -474,7 +497,9 @@ def create_app(
     @app.post(messages_path)
     async def create_message(request: Request, account_sid: str) -> HTTPResponse:
         simulator.check_auth(request, account_sid)
-        message = simulator.create_message(parse_form(request))
+        message, delay = simulator.create_message(parse_form(request))
+        if delay:
+            await asyncio.sleep(delay)  # Twilio took it, but answers late
         return json(message.to_resource(), status=201)
 
     @app.get(messages_path)
@@ -589,10 +614,40 @@ def create_app(
             not isinstance(error_code, int) or isinstance(error_code, bool)
         ):
             return _bad_request("'error_code' must be an integer", "error_code")
+        seconds = data.get("seconds")
+        if seconds is not None and (
+            not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds <= 0
+        ):
+            return _bad_request("'seconds' must be a positive number", "seconds")
+        delay = data.get("delay_seconds", 10)
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+            return _bad_request("'delay_seconds' must be a number of seconds", "delay_seconds")
+        until = datetime.now(timezone.utc) + timedelta(seconds=seconds) if seconds else None
         fault = simulator.store.add_fault(
-            Fault(kind=kind, remaining=count, to=to, error_code=error_code)
+            Fault(
+                kind=kind,
+                remaining=count,
+                to=to,
+                error_code=error_code,
+                until=until,
+                delay_seconds=float(delay),
+            )
         )
         return json(fault.to_json(), status=201)
+
+    @app.post("/simulator/messages/<sid:str>/replay_callbacks")
+    async def simulator_replay_callbacks(request: Request, sid: str) -> HTTPResponse:
+        """Post a message's status callbacks again (Twilio retries and reorders them)."""
+        message = simulator.store.get(sid)
+        if message is None or not message.status_callback:
+            return _bad_request("no such message with a StatusCallback", "sid")
+        order = (request.json or {}).get("order", "same") if request.body else "same"
+        reports = list(message.reports)
+        if order == "reverse":
+            reports.reverse()
+        for params in reports:
+            await simulator.send_status_callback(message.status_callback, params)
+        return json({"replayed": len(reports)})
 
     @app.get("/simulator/faults")
     async def simulator_faults(_: Request) -> HTTPResponse:

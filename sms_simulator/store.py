@@ -13,7 +13,22 @@ from typing import Any
 
 from .twilio_format import API_VERSION, MESSAGE_INSTANCE_PATH, rfc2822
 
-FAULT_KINDS = ("http_500", "unsubscribed", "undelivered", "failed")
+# Faults on sending (the Messages API answer): http_500, http_429, unsubscribed (21610), invalid
+# (21211), slow (the answer comes after delay_seconds; the message exists at once, so a client that
+# times out is "in doubt" about it). Faults on delivery: undelivered, failed. Faults on status
+# callbacks: duplicate_callbacks (each posted twice), out_of_order_callbacks (last status first).
+FAULT_KINDS = (
+    "http_500",
+    "http_429",
+    "unsubscribed",
+    "invalid",
+    "slow",
+    "undelivered",
+    "failed",
+    "duplicate_callbacks",
+    "out_of_order_callbacks",
+)
+SEND_FAULTS = ("http_500", "http_429", "unsubscribed", "invalid", "slow")
 # ErrorCode 30003 is "Unreachable destination handset".
 DEFAULT_DELIVERY_ERROR = 30003
 DELIVERY_ERROR_MESSAGES = {
@@ -53,6 +68,8 @@ class SimMessage:
     price_unit: str | None = None
     # Inbound only: the HTTP status the webhook (Rasa) answered, None if unreachable.
     webhook_status: int | None = None
+    # the status callbacks already posted, to replay them as Twilio sometimes does
+    reports: list[dict[str, str]] = field(default_factory=list)
 
     def set_status(self, status: str, error_code: int | None = None) -> None:
         now = utcnow()
@@ -125,6 +142,12 @@ class Fault:
     remaining: int
     to: str | None = None  # None: any recipient
     error_code: int | None = None
+    # a fault with an end time lasts until then (an outage), whatever `remaining` says
+    until: datetime | None = None
+    delay_seconds: float = 10.0
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +155,8 @@ class Fault:
             "to": self.to,
             "remaining": self.remaining,
             "error_code": self.error_code,
+            "until": self.until.isoformat() if self.until else None,
+            "delay_seconds": self.delay_seconds,
         }
 
 
@@ -183,17 +208,21 @@ class SimulatorStore:
         self.faults.append(fault)
         return fault
 
-    def take_fault(self, to: str) -> Fault | None:
-        """Consumes one fault for this recipient; number-specific faults come first."""
-        candidates = [fault for fault in self.faults if fault.to == to] or [
-            fault for fault in self.faults if fault.to is None
+    def take_fault(self, to: str, kinds: tuple[str, ...] = FAULT_KINDS) -> Fault | None:
+        """Consumes one fault of these kinds for this recipient; number-specific faults first."""
+        now = datetime.now(timezone.utc)
+        self.faults = [fault for fault in self.faults if fault.active(now)]
+        eligible = [fault for fault in self.faults if fault.kind in kinds]
+        candidates = [fault for fault in eligible if fault.to == to] or [
+            fault for fault in eligible if fault.to is None
         ]
         if not candidates:
             return None
         fault = candidates[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            self.faults.remove(fault)
+        if fault.until is None:
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self.faults.remove(fault)
         return fault
 
     def reset(self) -> None:

@@ -179,9 +179,9 @@ def auth() -> tuple[str, str]:
     return (ACCOUNT_SID, AUTH_TOKEN)
 
 
-def send(simulator: RunningSimulator, **form: Any) -> httpx.Response:
+def send(simulator: RunningSimulator, timeout: float = 5.0, **form: Any) -> httpx.Response:
     """POST Messages.json with Twilio's parameter names."""
     data = {"From": CLINIC_NUMBER, "To": PATIENT, "Body": "A slot opened: Tue 3:30 PM. Reply YES."}
     data.update(form)
     data = {key: value for key, value in data.items() if value is not None}
-    return httpx.post(simulator.api("/Messages.json"), data=data, auth=auth())
+    return httpx.post(simulator.api("/Messages.json"), data=data, auth=auth(), timeout=timeout)

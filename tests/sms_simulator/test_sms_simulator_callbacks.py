@@ -172,10 +172,63 @@ def test_fault_validation_listing_and_reset(simulator: RunningSimulator) -> None
     assert add_fault(simulator, kind="failed", count=0).status_code == 400
     add_fault(simulator, kind="failed", to=PATIENT, count=3, error_code=30007)
     assert httpx.get(simulator.url + "/simulator/faults").json() == [
-        {"kind": "failed", "to": PATIENT, "remaining": 3, "error_code": 30007}
+        {
+            "kind": "failed",
+            "to": PATIENT,
+            "remaining": 3,
+            "error_code": 30007,
+            "until": None,
+            "delay_seconds": 10.0,
+        }
     ]
     send(simulator)
     assert httpx.post(simulator.url + "/simulator/reset").status_code == 200
     assert httpx.get(simulator.url + "/simulator/faults").json() == []
     assert httpx.get(simulator.url + "/simulator/messages").json() == []
     assert send(simulator).status_code == 201
+
+
+def test_an_outage_lasts_its_seconds_whatever_the_count(simulator: RunningSimulator) -> None:
+    add_fault(simulator, kind="http_500", seconds=1)
+    assert [send(simulator).status_code for _ in range(5)] == [500] * 5
+    time.sleep(1.1)
+    assert send(simulator).status_code == 201
+
+
+@pytest.mark.parametrize(("kind", "status", "code"), [("http_429", 429, 20429), ("invalid", 400, 21211)])
+def test_rate_limit_and_invalid_number(
+    simulator: RunningSimulator, kind: str, status: int, code: int
+) -> None:
+    add_fault(simulator, kind=kind)
+    refused = send(simulator)
+    assert (refused.status_code, refused.json()["code"]) == (status, code)
+    assert httpx.get(simulator.url + "/simulator/messages").json() == []
+
+
+def test_a_slow_twilio_has_the_message_before_it_answers(simulator: RunningSimulator) -> None:
+    add_fault(simulator, kind="slow", delay_seconds=1.5)
+    with pytest.raises(httpx.ReadTimeout):
+        send(simulator, timeout=0.5)
+    # the client gave up, but the text exists: a retry must find it, not send it again
+    messages = httpx.get(simulator.url + "/simulator/messages").json()
+    assert [m["to"] for m in messages] == [PATIENT]
+
+
+def test_duplicate_and_out_of_order_callbacks(
+    simulator: RunningSimulator, receiver: Receiver
+) -> None:
+    callback_url = receiver.url + STATUS_PATH
+    add_fault(simulator, kind="duplicate_callbacks")
+    twice = send(simulator, StatusCallback=callback_url).json()["sid"]
+    statuses = [c.form["MessageStatus"] for c in callbacks_for(receiver, twice, 6)]
+    assert statuses == ["queued", "queued", "sent", "sent", "delivered", "delivered"]
+    add_fault(simulator, kind="out_of_order_callbacks")
+    reordered = send(simulator, StatusCallback=callback_url).json()["sid"]
+    statuses = [c.form["MessageStatus"] for c in callbacks_for(receiver, reordered, 3)]
+    assert statuses == ["delivered", "sent", "queued"]
+    replay = httpx.post(
+        simulator.url + f"/simulator/messages/{reordered}/replay_callbacks", json={"order": "same"}
+    )
+    assert replay.json() == {"replayed": 3}
+    statuses = [c.form["MessageStatus"] for c in callbacks_for(receiver, reordered, 6)]
+    assert statuses[3:] == ["queued", "sent", "delivered"]
