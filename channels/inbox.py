@@ -140,11 +140,16 @@ class PostgresInbox:
         return bool(rows) and rows[0][0] == "pending"
 
     def phones_due(self, limit: int = 100) -> list[str]:
+        # Only the head of each queue counts (as in take_next): a phone whose head is leased or
+        # backing off cannot advance, and listing it for its later texts would spend the limit on
+        # phones that drain nothing while due ones wait.
         rows = self._run(
-            "SELECT DISTINCT phone FROM inbound_messages"
-            " WHERE status <> 'done' AND phone IS NOT NULL"
-            "   AND ((status = 'pending' AND next_attempt_at <= clock_timestamp())"
-            "        OR (status = 'processing' AND lease_until < clock_timestamp()))"
+            "SELECT phone FROM ("
+            "   SELECT DISTINCT ON (phone) phone, status, next_attempt_at, lease_until"
+            "   FROM inbound_messages WHERE status <> 'done' AND phone IS NOT NULL"
+            "   ORDER BY phone, received_at, message_sid) head"
+            " WHERE (status = 'pending' AND next_attempt_at <= clock_timestamp())"
+            "    OR (status = 'processing' AND lease_until < clock_timestamp())"
             " LIMIT :limit",
             limit=limit,
         )
@@ -218,7 +223,9 @@ class MemoryInbox:
             now = self._now()
             received = row.text.received_at or now
             if now - received > GIVE_UP_AFTER:
-                row.status = "done"
+                # as finish(): a given-up text keeps no body
+                row.status, row.lease_until = "done", None
+                row.text = replace(row.text, body="")
                 return False
             row.status, row.lease_until = "pending", None
             row.next_attempt_at = now + retry_delay(row.text.attempts)
@@ -228,11 +235,15 @@ class MemoryInbox:
         with self._lock:
             now = self._now()
             phones: list[str] = []
+            seen: set[str] = set()
             for row in self._rows.values():
+                if row.status == "done" or row.text.phone in seen:
+                    continue
+                seen.add(row.text.phone)  # only the head of each queue counts, as in take_next
                 due = row.status == "pending" and row.next_attempt_at <= now
                 stale = row.status == "processing" and row.lease_until is not None and (
                     row.lease_until < now
                 )
-                if (due or stale) and row.text.phone not in phones:
+                if due or stale:
                     phones.append(row.text.phone)
             return phones[:limit]

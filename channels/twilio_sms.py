@@ -272,9 +272,8 @@ class TwilioSmsSender:
     async def _find_sent(self, to: str, text: str, since: datetime) -> str | None:
         """The sid of a message with this body sent to `to` since `since`, per Twilio's API."""
         try:
-            messages = await self.client.messages.list_async(
-                to=to, date_sent_after=since - timedelta(days=1), limit=50
-            )
+            # no DateSent filter: a text Twilio has queued but not sent yet has no date_sent
+            messages = await self.client.messages.list_async(to=to, limit=50)
         except Exception as error:
             raise TwilioSendError(
                 False, f"could not ask Twilio whether it was sent ({type(error).__name__})"
@@ -773,4 +772,5 @@ class TwilioSmsInput(InputChannel):
 def _remember_outbound_ref(request: Request) -> None:
     """trigger_intent?...&ref=outbox-12: the proactive text's name, for get_output_channel()."""
     ref = request.args.get("ref") if request.path.endswith("/trigger_intent") else None
-    _OUTBOUND_REF.set(ref if ref and REF_PATTERN.match(ref) else None)
+    # fullmatch: `$` also matches before a final newline, and "outbox-12\n" is another ledger key
+    _OUTBOUND_REF.set(ref if ref and REF_PATTERN.fullmatch(ref) else None)

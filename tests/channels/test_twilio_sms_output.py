@@ -126,7 +126,8 @@ async def test_twilio_error_raises_with_masked_details(
             PATIENT_NUMBER, "Your slot is Tue 3:30 PM"
         )
 
-    assert "21610" in str(raised.value)
+    assert str(raised.value).startswith("twilio-send-error kind=permanent code=21610: ")
+    assert (raised.value.permanent, raised.value.code) == (True, 21610)
     assert PATIENT_NUMBER not in str(raised.value)
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "+1******4567" in logged
@@ -139,21 +140,36 @@ async def test_twilio_error_raises_with_masked_details(
 async def test_server_error_and_unreachable_twilio_raise(fake_twilio: FakeTwilio) -> None:
     channel = TwilioSmsInput(make_settings(fake_twilio))
     fake_twilio.fail_next(500, 20500, "Internal Server Error")
-    with pytest.raises(TwilioSendError):
+    with pytest.raises(TwilioSendError) as server_error:
         await channel.get_output_channel().send_text_message(PATIENT_NUMBER, "hi")
     await channel.sender.close()
+    assert str(server_error.value).startswith("twilio-send-error kind=transient code=20500: ")
+    assert server_error.value.permanent is False
 
     await fake_twilio.stop()
-    with pytest.raises(TwilioSendError):
+    with pytest.raises(TwilioSendError) as unreachable:
         await channel.get_output_channel().send_text_message(PATIENT_NUMBER, "hi")
     await channel.sender.close()
+    assert str(unreachable.value).startswith("twilio-send-error kind=transient: ")
+    assert unreachable.value.code is None
+
+
+@pytest.mark.asyncio
+async def test_a_slow_twilio_is_a_transient_error(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio, send_timeout=1.0))
+    fake_twilio.hang_next(5.0)
+    with pytest.raises(TwilioSendError) as raised:
+        await channel.get_output_channel().send_text_message(PATIENT_NUMBER, "hi")
+    await channel.sender.close()
+    assert str(raised.value).startswith("twilio-send-error kind=transient: ")
 
 
 @pytest.mark.asyncio
 async def test_non_e164_recipient_raises(fake_twilio: FakeTwilio) -> None:
     channel = TwilioSmsInput(make_settings(fake_twilio))
-    with pytest.raises(TwilioSendError):
+    with pytest.raises(TwilioSendError) as raised:
         await channel.get_output_channel().send_text_message("default", "hi")
+    assert raised.value.permanent is True
     assert fake_twilio.requests == []
 
 

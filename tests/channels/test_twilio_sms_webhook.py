@@ -8,18 +8,26 @@ import httpx
 import pytest
 from twilio_sms_testkit import (
     ACCOUNT_SID,
-    CLINIC_NUMBER,
     PATIENT_NUMBER,
     PUBLIC_BASE_URL,
     FakeAgent,
     FakeTwilio,
     inbound_params,
+    inbox_rows,
     make_settings,
     serve_channel,
     sign,
+    wait_for,
 )
 
-from channels.twilio_sms import MEDIA_ONLY_REPLY, TwilioSmsInput, TwilioSmsOutput
+from channels import inbox as inbox_module
+from channels import twilio_sms
+from channels.twilio_sms import (
+    MAX_WEBHOOK_BODY,
+    MEDIA_ONLY_REPLY,
+    TwilioSmsInput,
+    TwilioSmsOutput,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -71,7 +79,9 @@ async def test_signed_message_reaches_rasa_once(
     assert message.message_id == params["MessageSid"]
     assert message.input_channel == "twilio"
     assert isinstance(message.output_channel, TwilioSmsOutput)
-    assert message.metadata["twilio"]["to"] == CLINIC_NUMBER
+    assert message.metadata == {
+        "twilio": {"message_sid": params["MessageSid"], "num_media": 0, "attempt": 1}
+    }
     # Logs carry a masked number and never the body.
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert PATIENT_NUMBER not in logged
@@ -88,6 +98,36 @@ async def test_blank_fields_are_part_of_the_signature(fake_twilio: FakeTwilio) -
         answer = await post(base_url, params)
     assert answer.status_code == 200
     assert len(agent.messages) == 1
+
+
+async def test_a_signature_over_a_url_with_a_query_string_validates(
+    fake_twilio: FakeTwilio,
+) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio, public_base_url=PUBLIC_BASE_URL + "/"))
+    agent = FakeAgent()
+    params = inbound_params(Body="YES")
+    query = "?clinic=main&lang=es&note=a%20b"
+    async with serve_channel(channel, agent) as base_url:
+        answer = await post(
+            base_url, params, signature=sign(SIGNED_URL + query, params), query=query
+        )
+    assert answer.status_code == 200
+    assert agent.texts() == ["YES"]
+
+
+async def test_a_body_over_64_kb_is_413(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    params = inbound_params(Body="x" * (65 * 1024))
+    async with serve_channel(channel, agent) as base_url:
+        too_large = await post(base_url, params)
+        # just under the cap is read as usual (and refused for its signature, not its size)
+        small = dict(params, Body="x" * (MAX_WEBHOOK_BODY - 2048))
+        under_cap = await post(base_url, small, signature="bm90IGEgc2lnbmF0dXJl")
+    assert too_large.status_code == 413
+    assert under_cap.status_code == 403
+    assert agent.messages == []
+    assert fake_twilio.requests == []
 
 
 async def test_query_string_is_part_of_the_signature(fake_twilio: FakeTwilio) -> None:
@@ -238,29 +278,48 @@ async def test_send_failure_on_an_inbound_turn_is_logged_and_acknowledged(
     params = inbound_params()
     async with serve_channel(channel, agent) as base_url:
         answer = await post(base_url, params)
-        # The turn was processed, so a redelivery has no second effect.
+        # The text is stored (to be run again later), so a redelivery has no second effect.
         again = await post(base_url, params)
     assert answer.status_code == 200
     assert again.status_code == 200
     assert len(agent.messages) == 1
+    assert fake_twilio.messages == []
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert any("+1******4567" in text for text in errors)
-    assert not any(PATIENT_NUMBER in text or "offer details" in text for text in errors)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARN]
+    assert any("a reply could not be sent" in text for text in warnings)
+    assert not any(PATIENT_NUMBER in text or "offer details" in text for text in warnings)
 
 
-async def test_processing_failure_answers_500_and_lets_the_retry_through(
-    fake_twilio: FakeTwilio,
+async def test_a_turn_that_raises_is_answered_200_kept_and_run_again_by_the_retry(
+    fake_twilio: FakeTwilio, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    channel = TwilioSmsInput(make_settings(fake_twilio))
+    monkeypatch.setattr(twilio_sms, "INBOX_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(inbox_module, "RETRY_DELAYS", (1, 1, 1, 1))
+    channel = TwilioSmsInput(make_settings(fake_twilio, database_url=postgres_url))
     agent = FakeAgent()
     agent.failures_left = 1
-    params = inbound_params()
+    agent.reply = "Great, it's yours."
+    params = inbound_params(Body="yes")
+    sid = params["MessageSid"]
     async with serve_channel(channel, agent) as base_url:
         first = await post(base_url, params)
-        retry = await post(base_url, params)
+        assert first.status_code == 200
+        assert "<Response/>" in first.text
+        row = inbox_rows(postgres_url)[sid]
+        assert (row["status"], row["attempts"], row["body"]) == ("pending", 1, "yes")
+        assert row["last_error"] == "turn raised RuntimeError"
         duplicate = await post(base_url, params)
-    assert [first.status_code, retry.status_code, duplicate.status_code] == [500, 200, 200]
-    assert len(agent.messages) == 2
+        assert duplicate.status_code == 200
+        assert len(agent.messages) == 1
+
+        await wait_for(lambda: inbox_rows(postgres_url)[sid]["status"] == "done")
+
+        late_duplicate = await post(base_url, params)
+    assert late_duplicate.status_code == 200
+    assert [message.message_id for message in agent.messages] == [sid, sid]
+    assert fake_twilio.bodies() == ["Great, it's yours."]
+    channel.inbox.dispose()  # type: ignore[attr-defined]
 
 
 async def test_without_public_base_url_the_local_url_is_checked(fake_twilio: FakeTwilio) -> None:
