@@ -18,7 +18,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help run demo test lint test-backend test-simulator test-rasa test-actions test-e2e \
+.PHONY: help run demo test lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e \
+        test-faults \
         validate train nlu-cross-validation bench clean
 
 help:
@@ -69,11 +70,11 @@ demo: venvs
 # ---------------------------------------------------------------------------------------------
 # Tests
 
-test: lint test-backend test-simulator test-rasa test-actions test-e2e
+test: lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e test-faults
 	@echo "all test suites passed"
 
 lint: venvs
-	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator bench tests actions channels nlu_components
+	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator sms_common bench tests actions channels nlu_components rasa_runtime
 
 test-backend: $(BACKEND_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
@@ -81,6 +82,10 @@ test-backend: $(BACKEND_VENV)/.installed
 
 test-simulator: $(BACKEND_VENV)/.installed
 	$(BPY) -m pytest tests/sms_simulator -q -p no:cacheprovider
+
+# secrets policy, supervision and logs of `make run`
+test-launcher: $(BACKEND_VENV)/.installed
+	$(BPY) -m pytest tests/launcher -q -p no:cacheprovider
 
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings --quiet
@@ -91,11 +96,16 @@ test-rasa: validate $(MODEL)
 
 test-actions: $(RASA_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
-	  $(RPY) -m pytest tests/actions tests/channels -q -p no:cacheprovider
+	  $(RPY) -m pytest tests/actions tests/channels tests/rasa_runtime -q -p no:cacheprovider
 
 test-e2e: venvs $(MODEL)
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
 	  $(BPY) -m pytest tests/e2e -q -p no:cacheprovider
+
+# Two replicas of every part under kill -9, a frozen database and a failing Twilio; the invariants
+# are counted in results/faults/report.json. Needs Redis (the shared lock store).
+test-faults: venvs $(MODEL)
+	$(BPY) -m pytest tests/faults -q -s -p no:cacheprovider
 
 nlu-cross-validation: $(RASA_VENV)/.installed
 	scripts/nlu_cross_validation.sh

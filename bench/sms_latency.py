@@ -450,7 +450,9 @@ async def idle_calls(bench: Bench, texts: list[str]) -> list[tuple[str, float]]:
     }
     size = len(json.dumps(action_call)) // 1024
     actions_url = f"http://127.0.0.1:{env['ACTIONS_PORT']}/webhook"
-    async with httpx.AsyncClient(timeout=30) as client:
+    # the action server answers only Rasa's token (endpoints.yml sends it the same way)
+    as_rasa = {"Authorization": f"Bearer {env['ACTION_SERVER_TOKEN']}"}
+    async with httpx.AsyncClient(timeout=30, headers=as_rasa) as client:
         rows.append(
             (
                 f"action server: POST /webhook action_offer_details, incl. backend "

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+from sms_common.logging_setup import configure_logging
 
 from .app import create_app
 from .settings import Settings
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("simulator")
     settings = Settings.from_env()
     app = create_app(settings)
     # No access log: its URLs would carry patients' numbers (/simulator/messages?to=+1...).

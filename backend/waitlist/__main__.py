@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
+from sms_common.logging_setup import configure_logging, route_sanic_loggers
 from waitlist.adapters import database, migrations, orm
 from waitlist.adapters.messenger import RasaMessenger
 from waitlist.config import Settings
@@ -15,9 +15,8 @@ from waitlist.service_layer.unit_of_work import UnitOfWork
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # plain lines, or JSON lines with LOG_FORMAT=json; `make run` rotates the files
+    handler = configure_logging("backend")
     settings = Settings.from_env()
     url = settings.database_url or database.start_embedded_postgres(settings.data_dir)
     migrations.upgrade(url)
@@ -28,6 +27,8 @@ def main() -> None:
     worker = Worker(lambda: UnitOfWork(session_factory), messenger, clock, settings)
     backend = Backend(settings, session_factory, messenger, clock, worker)
     app = create_app(backend)
+    # Sanic installs its own console handlers when the app starts; send its lines through ours
+    app.register_listener(lambda *_: route_sanic_loggers(handler), "main_process_start")
     app.run(
         host=os.environ.get("BACKEND_HOST", "127.0.0.1"),
         port=int(os.environ.get("BACKEND_PORT", "8000")),

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from launcher.stack import MODEL, Stack, compose_env, prepare_database, rasa_db_settings
+from tests.e2e.public_origin import PublicOrigin
 
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,6 +32,10 @@ PORTS = {
     "ACTIONS_PORT": "15055",
     "SIMULATOR_PORT": "18088",
 }
+# The one origin Twilio (the simulator) talks to: status callbacks to the backend, the rest to Rasa.
+PUBLIC_PORT = "18443"
+# Every patient of the suite has this name, so the log check can look for it.
+DISPLAY_NAME = "Quillon"
 
 
 def _admin(sql: str) -> None:
@@ -43,6 +48,7 @@ class Clinic:
 
     def __init__(self, stack: Stack, database_url: str) -> None:
         self.stack = stack
+        self.public_url = stack.env["PUBLIC_BASE_URL"]
         self.env = stack.env
         self.database_url = database_url
         self.backend = httpx.Client(
@@ -70,7 +76,7 @@ class Clinic:
         pid = self.api(
             "POST",
             "/patients",
-            json={"phone": phone, "display_name": "Pat", "preferred_language": language},
+            json={"phone": phone, "display_name": DISPLAY_NAME, "preferred_language": language},
         )["id"]
         self.api("POST", "/waitlist", json={"patient_id": pid, "provider_type": "derm"})
         return pid, phone
@@ -109,15 +115,20 @@ class Clinic:
 
     # patients
     def text(self, phone: str, body: str, **extra: Any) -> dict:
+        SENT_BODIES.append(body)
         response = self.simulator.post(
             "/simulator/inbound", json={"from": phone, "body": body, **extra}
         )
         return response.json()
 
-    def received(self, phone: str) -> list[str]:
+    def messages(self, phone: str) -> list[dict]:
+        """Every text the clinic sent this phone, as the simulator holds it, oldest first."""
         messages = self.simulator.get("/simulator/messages", params={"to": phone}).json()
         items = messages["messages"] if isinstance(messages, dict) else messages
-        return [m["body"] for m in items if m.get("direction", "outbound").startswith("outbound")]
+        return [m for m in items if m.get("direction", "outbound").startswith("outbound")]
+
+    def received(self, phone: str) -> list[str]:
+        return [m["body"] for m in self.messages(phone)]
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
         deadline = time.monotonic() + timeout
@@ -144,6 +155,10 @@ class Clinic:
         self.simulator.post("/simulator/faults", json=body).raise_for_status()
 
 
+# What patients wrote during the run: none of it may appear in a log line.
+SENT_BODIES: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not MODEL.exists():
@@ -151,18 +166,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     name = f"waitlist_e2e_{uuid.uuid4().hex[:8]}"
     _admin(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    public = f"http://127.0.0.1:{PUBLIC_PORT}"
     env = compose_env(
         {
             **PORTS,
             "DATABASE_URL": url,
             "STAFF_API_TOKEN": STAFF_TOKEN,
-            "ACTIONS_API_TOKEN": "e2e-actions-token",
-            "RASA_API_TOKEN": "e2e-rasa-token",
+            "ACTIONS_API_TOKEN": "e2e-actions-token-0123456789abcdef",
+            "RASA_API_TOKEN": "e2e-rasa-token-0123456789abcdef",
             "BACKEND_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
             "RASA_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}",
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{PORTS['BACKEND_PORT']}",
+            "PUBLIC_BASE_URL": public,
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{PORTS['ACTIONS_PORT']}/webhook",
-            "SIMULATOR_INBOUND_URL": f"http://127.0.0.1:{PORTS['RASA_PORT']}/webhooks/twilio/webhook",
+            "SIMULATOR_INBOUND_URL": f"{public}/webhooks/twilio/webhook",
             "TWILIO_ACCOUNT_SID": "",
             "CONTACT_HOURS": "00:00-23:59",  # the suite may run at any hour
             "SWEEP_SECONDS": "1",
@@ -174,17 +190,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env.update(rasa_db_settings(url))
     log_dir = Path(tmp_path_factory.mktemp("logs"))
     stack = Stack.build(env, log_dir)
+    origin = PublicOrigin(int(PUBLIC_PORT), env["BACKEND_URL"], env["RASA_URL"])
+    origin.start()
     try:
         for service in ("simulator", "backend", "actions", "rasa"):
             stack.start(service, timeout=300)
         yield stack
     finally:
         stack.stop_all()
+        origin.stop()
         for path in sorted(log_dir.glob("*.log")):
             # kept for a failing run's report; bodies and numbers are masked by the services
             print(f"--- {path.name} (last lines) ---")
             print("\n".join(path.read_text(errors="replace").splitlines()[-15:]))
+        leaks = phi_in_logs(log_dir, url)
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        assert not leaks, "PHI in the logs:\n" + "\n".join(leaks[:20])
+
+
+def phi_in_logs(log_dir: Path, database_url: str) -> list[str]:
+    """Log lines that carry a seeded phone number, a patient's name or what a patient wrote."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        phones = [row[0] for row in conn.execute("SELECT phone FROM patients")]
+    needles = [*phones, *(p.removeprefix("+") for p in phones), DISPLAY_NAME]
+    # a body of a word or two ("yes", "STOP") is indistinguishable from log vocabulary
+    needles += [body for body in set(SENT_BODIES) if len(body) >= 12]
+    return scan_logs(log_dir, needles)
+
+
+def scan_logs(log_dir: Path, needles: list[str]) -> list[str]:
+    """Where any needle appears in any log file (rotated ones included), with the values cut out
+    of the line, so that the report shows which statement leaks without repeating the value."""
+    leaks = []
+    ordered = sorted(set(needles), key=len, reverse=True)
+    for path in sorted(log_dir.glob("*.log*")):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if any(needle in line for needle in ordered):
+                for needle in ordered:
+                    line = line.replace(needle, "<seeded>")
+                leaks.append(f"{path.name}:{number}: {line[:300]}")
+    return leaks
 
 
 @pytest.fixture

@@ -174,17 +174,33 @@ def test_rasa_down_while_an_offer_is_due(clinic: Clinic) -> None:
     assert sent_at[1] - sent_at[0] == timedelta(minutes=7)  # the hold starts when the text leaves
 
 
-def test_twilio_error_500_fails_the_offer_and_refills(clinic: Clinic) -> None:
+def test_a_twilio_500_is_retried_and_costs_nobody_their_place(clinic: Clinic) -> None:
     provider = clinic.provider()
     (a, phone_a), (b, phone_b) = clinic.patient(), clinic.patient()
     clinic.api("PATCH", f"/waitlist/{_entry(clinic, a)}", json={"urgent": True})
-    clinic.fault(kind="http_500", to=phone_a, count=1)
+    clinic.fault(kind="http_500", to=phone_a, count=2)
+    cancellation = clinic.cancellation(provider)
+    assert clinic.wait_for_texts(phone_a, 1) == [clinic.offer_text()]
+    assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
+    assert clinic.offers(cancellation["id"]) == {a: "pending", b: "pending"}
+    attempts = clinic.sql(
+        "SELECT o.attempts, o.status FROM outbox o JOIN offers f ON f.id = o.offer_id"
+        " WHERE f.patient_id = %s",
+        (a,),
+    )
+    assert attempts == [(3, "sent")]
+
+
+def test_an_invalid_number_fails_only_that_offer_and_refills(clinic: Clinic) -> None:
+    provider = clinic.provider()
+    people = [clinic.patient() for _ in range(4)]
+    (a, phone_a), fourth = people[0], people[3]
+    clinic.api("PATCH", f"/waitlist/{_entry(clinic, a)}", json={"urgent": True})
+    clinic.fault(kind="invalid", to=phone_a, count=1)
     cancellation = clinic.cancellation(provider)
     clinic.wait_for(lambda: clinic.offers(cancellation["id"]).get(a) == "failed", what="failed")
-    assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
-    assert clinic.offers(cancellation["id"])[b] == "pending"
+    assert clinic.wait_for_texts(fourth[1], 1) == [clinic.offer_text()]
     assert clinic.received(phone_a) == []
-    assert clinic.api("GET", f"/patients/{a}")["opted_out"] is False
 
 
 def test_twilio_21610_marks_the_patient_opted_out(clinic: Clinic) -> None:
