@@ -164,7 +164,12 @@ def start_cluster(folder: Path, settings: dict[str, str]) -> Cluster:
     try:
         for stack in replicas:
             for name in stack.services:
-                stack.start(name, timeout=300)
+                if name != "rasa":
+                    stack.start(name, timeout=120)
+        for stack in replicas:  # the two Rasa servers load their models side by side
+            stack.spawn("rasa")
+        for stack in replicas:
+            stack.wait_healthy("rasa", timeout=400)
     except Exception:
         cluster.stop()
         raise
