@@ -32,7 +32,7 @@ from launcher.stack import ROOT
 from tests.faults.cluster import STAFF_TOKEN, Cluster, start_cluster
 
 SEED = 20261126
-PATIENTS = 60
+PATIENTS = 80
 CANCELLATIONS = 20
 REPLIES_WANTED = 200
 OFFER_PREFIX = "Riverside Clinic: an earlier appointment"
@@ -69,6 +69,7 @@ class Driver:
         self.seen: set[str] = set()
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
+        self.zone = ZoneInfo("UTC")
 
     # --- staff
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -155,9 +156,9 @@ class Driver:
             if not message["body"].startswith(OFFER_PREFIX) or phone in self.stops:
                 continue
             roll = self.rng.random()
-            if roll < 0.25:
+            if roll < 0.15:
                 continue  # never answers; the hold runs out
-            if roll < 0.35:
+            if roll < 0.25:
                 # everyone holding this slot says yes at the same moment
                 rivals = [
                     m["to"] for m in fresh if m["body"] == message["body"] and m["to"] != phone
@@ -243,6 +244,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_invariants_hold_under_faults(cluster: Cluster) -> None:
     rng = random.Random(SEED)
     driver = Driver(cluster, rng)
+    driver.zone = ZoneInfo(cluster.env["CLINIC_TIMEZONE"])
     close_at: datetime = cluster.close_at  # type: ignore[attr-defined]
     provider = driver.setup_clinic()
     load_started = time.monotonic()
@@ -332,24 +334,26 @@ def count_invariants(cluster: Cluster, driver: Driver, close_at: datetime) -> di
     replies_to: Counter[str] = Counter(
         m["to"] for m in outbound if not m["body"].startswith(NOTICE_PREFIXES)
     )
-    booked_texts: Counter[str] = Counter(
-        m["to"] for m in outbound if m["body"].startswith("You're booked")
-    )
-    accepted_by_phone = dict(
-        sql(
-            cluster,
-            "SELECT p.phone, count(*) FROM offers o JOIN patients p ON p.id = o.patient_id"
-            " WHERE o.state = 'accepted' GROUP BY p.phone",
-        )
-    )
+    # "You're booked: Sat Nov 28 at 1:00 PM, ..." must name a slot this patient holds
+    held = set()
+    for phone, start in sql(
+        cluster,
+        "SELECT p.phone, c.slot_start FROM offers o JOIN patients p ON p.id = o.patient_id"
+        " JOIN cancellations c ON c.id = o.cancellation_id WHERE o.state = 'accepted'",
+    ):
+        local = start.astimezone(driver.zone)
+        held.add((phone, f"{local:%a %b} {local.day} at {local.hour % 12 or 12}:{local:%M %p}"))
+    booked = [
+        (m["to"], m["body"].removeprefix("You're booked: ").split(",")[0])
+        for m in outbound
+        if m["body"].startswith("You're booked")
+    ]
+    told_booked_without_the_slot = sum(1 for text in booked if text not in held)
     slots_won_twice = sql(
         cluster,
         "SELECT count(*) FROM (SELECT cancellation_id FROM offers WHERE state = 'accepted'"
         " GROUP BY cancellation_id HAVING count(*) > 1) t",
     )[0][0]
-    told_booked_without_a_slot = sum(
-        max(0, count - accepted_by_phone.get(phone, 0)) for phone, count in booked_texts.items()
-    )
     opted_out = {
         phone for (phone,) in sql(cluster, "SELECT phone FROM patients WHERE opted_out")
     }
@@ -364,7 +368,8 @@ def count_invariants(cluster: Cluster, driver: Driver, close_at: datetime) -> di
             acked[text["phone"]].add(text["message_sid"])
     unanswered = sum(max(0, len(sids) - replies_to[phone]) for phone, sids in acked.items())
     unfinished = sql(cluster, "SELECT count(*) FROM inbound_messages WHERE status <> 'done'")[0][0]
-    never_reached = sum(1 for text in driver.sent if text.get("status") != 200)
+    # Twilio could not reach a Rasa server (both restarting): the patient's phone retried it
+    refused_attempts = sum(1 for text in driver.sent if text.get("status") != 200)
     states = dict(sql(cluster, "SELECT state, count(*) FROM offers GROUP BY state"))
     delivery = dict(
         sql(
@@ -375,14 +380,16 @@ def count_invariants(cluster: Cluster, driver: Driver, close_at: datetime) -> di
     )
     filled = sql(cluster, "SELECT count(*) FROM cancellations WHERE status = 'filled'")[0][0]
     return {
-        "double_bookings": slots_won_twice + told_booked_without_a_slot,
+        "double_bookings": slots_won_twice + told_booked_without_the_slot,
+        # the winner saying yes again hears the booking restated: not a second booking
+        "booking_restated": len(booked) - len(set(booked)),
         "lost_opt_outs": len(driver.stops - opted_out),
         "patients_who_lost_a_slot_to_an_outage": failed_offers,
         "offers_texted_twice": twice,
         "texts_outside_contact_hours": len(after_close),
         "inbound_messages_left_unanswered": unanswered + unfinished,
         "offers_not_resolved": states.get("pending", 0) + states.get("failed", 0),
-        "inbound_texts_twilio_could_not_deliver": never_reached,
+        "webhook_attempts_not_answered_200": refused_attempts,
         "offer_states": states,
         "offer_delivery_reports": delivery,
         "filled": filled,
