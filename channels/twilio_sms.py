@@ -72,6 +72,8 @@ DEFAULT_SEND_TIMEOUT = 15.0
 MAX_WEBHOOK_BODY = 64 * 1024
 # How often texts left unapplied (a part was down) are looked at again.
 INBOX_POLL_SECONDS = 5.0
+# Twilio waits 15 s for a webhook's answer; a longer turn finishes after the answer.
+WEBHOOK_ANSWER_WITHIN = 10.0
 # Twilio errors about the recipient's number: this text can never go to it, so the offer fails.
 # Anything else (5xx, 429, our account or sender, a timeout) is transient: retried, never a failure.
 PER_NUMBER_ERRORS = frozenset({21211, 21214, 21217, 21407, 21408, 21610, 21612, 21614, 21635})
@@ -579,6 +581,7 @@ class TwilioSmsInput(InputChannel):
         self.inbox: Inbox = inbox or MemoryInbox()
         self.sender = TwilioSmsSender(settings, ledger or MemorySendLedger())
         self._retry_task: asyncio.Task[None] | None = None
+        self._turns: set[asyncio.Future[None]] = set()
         watch_failed_actions()
 
     def get_output_channel(self) -> OutputChannel:
@@ -677,9 +680,17 @@ class TwilioSmsInput(InputChannel):
             )
             return _twiml_ack()
         logger.info("Inbound SMS %s from %s", message_sid, mask_phone(sender))
-        await self.drain(sender, on_new_message)
         # Stored before anything else: even when the turn could not be applied yet, Twilio's
-        # job is done, and the inbox runs the turn again when the parts are back.
+        # job is done, and the inbox runs the turn again when the parts are back. A slow turn
+        # (an action retrying a busy backend) goes on after Twilio's answer: Twilio gives up
+        # on a webhook after 15 s.
+        turn = asyncio.ensure_future(self.drain(sender, on_new_message))
+        self._turns.add(turn)
+        turn.add_done_callback(self._turns.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn), timeout=WEBHOOK_ANSWER_WITHIN)
+        except asyncio.TimeoutError:
+            logger.info("%s is still being worked on; acknowledged to Twilio", message_sid)
         return _twiml_ack()
 
     async def drain(

@@ -27,14 +27,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 import pytest
+from twilio.request_validator import RequestValidator
 
-from launcher.stack import ROOT
+from launcher.stack import ROOT, SIMULATOR_AUTH_TOKEN
 from tests.faults.cluster import STAFF_TOKEN, Cluster, start_cluster
 
 SEED = 20261126
 PATIENTS = 80
 CANCELLATIONS = 20
-REPLIES_WANTED = 200
+REPLIES_WANTED = 220
 OFFER_PREFIX = "Riverside Clinic: an earlier appointment"
 NOTICE_PREFIXES = (OFFER_PREFIX, "That opening on")
 # contact hours close this long after the cluster is configured (it takes a minute or two to start)
@@ -124,9 +125,9 @@ class Driver:
     def text(self, phone: str, body: str, sid: str | None = None) -> None:
         """A patient's text through Twilio (the simulator), as often as a patient would retry it
         when Twilio could not reach us at all (both Rasa servers down)."""
-        payload: dict[str, Any] = {"from": phone, "body": body}
-        if sid:
-            payload["message_sid"] = sid
+        # a retry is the same text (same MessageSid), as Twilio's fallback would deliver it
+        sid = sid or f"SM{self.rng.getrandbits(128):032x}"
+        payload: dict[str, Any] = {"from": phone, "body": body, "message_sid": sid}
         for _ in range(10):
             answer = self.sim.post("/simulator/inbound", json=payload).json()
             with self.lock:
@@ -268,15 +269,16 @@ def test_invariants_hold_under_faults(cluster: Cluster) -> None:
         if elapsed >= next_replay:
             driver.replay_some_callbacks()
             next_replay += 20
-        if replies < REPLIES_WANTED:
-            try:
-                replies += driver.answer_new_texts()
-            except httpx.HTTPError:
-                pass
-            if rng.random() < 0.05:
-                phone = rng.choice(list(driver.phones))
-                driver.later(0, lambda p=phone: driver.text(p, rng.choice(["HELP", "thanks!"])))
-                replies += 1
+        try:
+            replies += driver.answer_new_texts()
+        except httpx.HTTPError:
+            pass
+        if replies < REPLIES_WANTED and rng.random() < 0.45:
+            # patients also text about other things, whatever the offers say
+            phone = rng.choice(list(driver.phones))
+            body = rng.choice(["HELP", "thanks!", "where is it?", "who is this?"])
+            driver.later(0, lambda p=phone, b=body: driver.text(p, b))
+            replies += 1
         time.sleep(0.5)
     for thread in driver.threads:
         thread.join(timeout=60)
@@ -304,7 +306,7 @@ def test_invariants_hold_under_faults(cluster: Cluster) -> None:
         "offers_not_resolved",
     ]
     assert {name: report[name] for name in zeros} == {name: 0 for name in zeros}
-    assert report["patient_texts_sent"] >= 150 and created == CANCELLATIONS
+    assert report["patient_texts_sent"] >= 180 and created == CANCELLATIONS
     assert report["filled"] >= 5, "the load must exercise claims"
 
 
@@ -397,3 +399,56 @@ def count_invariants(cluster: Cluster, driver: Driver, close_at: datetime) -> di
         "proactive_texts": len(proactive),
         "contact_hours_closed_at": close_at.isoformat(),
     }
+
+
+def test_two_rasa_servers_keep_one_phones_turns_whole_and_in_order(cluster: Cluster) -> None:
+    """Texts of one phone delivered alternately to both Rasa servers at once: the shared lock store
+    must run one turn at a time, so the tracker holds every turn once, never interleaved."""
+    phone = "+12025569999"
+    public = cluster.env["PUBLIC_BASE_URL"] + "/webhooks/twilio/webhook"
+    servers = [stack.env["RASA_URL"] + "/webhooks/twilio/webhook" for stack in cluster.replicas]
+    validator = RequestValidator(SIMULATOR_AUTH_TOKEN)
+    sids = [f"SM{n:032x}" for n in range(1, 13)]
+
+    def deliver(n: int) -> int:
+        params = {
+            "From": phone,
+            "To": cluster.env["TWILIO_FROM_NUMBER"],
+            "Body": "thanks!" if n % 2 else "HELP",
+            "MessageSid": sids[n],
+            "NumMedia": "0",
+            "AccountSid": cluster.env["TWILIO_ACCOUNT_SID"],
+        }
+        signature = validator.compute_signature(public, params)
+        answer = httpx.post(
+            servers[n % 2], data=params, headers={"X-Twilio-Signature": signature}, timeout=60
+        )
+        return answer.status_code
+
+    results: list[int] = [0] * len(sids)
+    threads = [
+        threading.Thread(target=lambda n=n: results.__setitem__(n, deliver(n)))
+        for n in range(len(sids))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert results == [200] * len(sids)
+    tracker = httpx.get(
+        f"{cluster.replicas[0].env['RASA_URL']}/conversations/{phone}/tracker",
+        params={"token": cluster.env["RASA_API_TOKEN"], "include_events": "ALL"},
+        timeout=60,
+    ).json()
+    events = [e for e in tracker["events"] if e["event"] in ("user", "action")]
+    users = [e["message_id"] for e in events if e["event"] == "user"]
+    assert sorted(users) == sorted(sids), "every text is one turn, once"
+    # a turn is: user, its actions, then action_listen; another user event never comes between
+    open_turn = False
+    for event in events:
+        if event["event"] == "user":
+            assert not open_turn, "two turns of one phone ran at once"
+            open_turn = True
+        elif event["name"] == "action_listen":
+            open_turn = False
+    assert not open_turn
