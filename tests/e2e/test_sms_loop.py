@@ -170,7 +170,13 @@ def test_rasa_down_while_an_offer_is_due(clinic: Clinic) -> None:
     finally:
         clinic.stack.start("rasa", timeout=300)
     assert clinic.wait_for_texts(phone, 1, timeout=150) == [clinic.offer_text()]
-    sent_at = clinic.sql("SELECT sent_at, expires_at FROM offers WHERE patient_id = %s", (pid,))[0]
+    # the text reaches the phone a moment before the backend records that it left
+    sent_at = clinic.wait_for(
+        lambda: (lambda row: row if row[0] else None)(
+            clinic.sql("SELECT sent_at, expires_at FROM offers WHERE patient_id = %s", (pid,))[0]
+        ),
+        what="the send recorded",
+    )
     assert sent_at[1] - sent_at[0] == timedelta(minutes=7)  # the hold starts when the text leaves
 
 
@@ -183,10 +189,13 @@ def test_a_twilio_500_is_retried_and_costs_nobody_their_place(clinic: Clinic) ->
     assert clinic.wait_for_texts(phone_a, 1) == [clinic.offer_text()]
     assert clinic.wait_for_texts(phone_b, 1) == [clinic.offer_text()]
     assert clinic.offers(cancellation["id"]) == {a: "pending", b: "pending"}
-    attempts = clinic.sql(
+    query = (
         "SELECT o.attempts, o.status FROM outbox o JOIN offers f ON f.id = o.offer_id"
-        " WHERE f.patient_id = %s",
-        (a,),
+        " WHERE f.patient_id = %s"
+    )
+    attempts = clinic.wait_for(
+        lambda: (lambda rows: rows if rows[0][1] == "sent" else None)(clinic.sql(query, (a,))),
+        what="the send recorded",
     )
     assert attempts == [(3, "sent")]
 
