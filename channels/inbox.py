@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from channels.statements import Statements
+
 # How long one turn may take before another server may take the text over.
 LEASE = timedelta(seconds=90)
 # Backoff between attempts of one text: the opt-out of a patient who wrote while a part was down is
@@ -61,23 +63,10 @@ class PostgresInbox:
     """The inbox in the backend's `inbound_messages` table, shared by every Rasa replica."""
 
     def __init__(self, database_url: str) -> None:
-        import sqlalchemy
-
-        self._sql = sqlalchemy
-        # create_engine doesn't connect, so Rasa starts even while the database is down.
-        self._engine = sqlalchemy.create_engine(
-            database_url,
-            pool_pre_ping=True,
-            pool_size=2,
-            max_overflow=4,
-            future=True,
-            hide_parameters=True,  # error messages must not quote a phone number or a text
-        )
+        self._db = Statements(database_url)
 
     def _run(self, statement: str, **params: object) -> list[tuple]:
-        with self._engine.begin() as connection:
-            result = connection.execute(self._sql.text(statement), params)
-            return list(result.fetchall()) if result.returns_rows else []
+        return self._db.run(statement, **params)
 
     def receive(self, text: InboundText) -> bool:
         rows = self._run(
@@ -156,7 +145,7 @@ class PostgresInbox:
         return [row[0] for row in rows]
 
     def dispose(self) -> None:
-        self._engine.dispose()
+        self._db.dispose()
 
 
 @dataclass

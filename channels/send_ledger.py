@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from channels.statements import Statements
+
 # An attempt older than this that never recorded its result is "in doubt" (Twilio's own timeout is
 # 15 s, so a live attempt has finished by then).
 STALE_AFTER = timedelta(seconds=30)
@@ -62,22 +64,10 @@ class PostgresSendLedger:
     """The ledger in the backend's `sms_sends` table, shared by every Rasa replica."""
 
     def __init__(self, database_url: str) -> None:
-        import sqlalchemy
-
-        self._sql = sqlalchemy
-        self._engine = sqlalchemy.create_engine(
-            database_url,
-            pool_pre_ping=True,
-            pool_size=2,
-            max_overflow=4,
-            future=True,
-            hide_parameters=True,
-        )
+        self._db = Statements(database_url)
 
     def _run(self, statement: str, **params: object) -> list[tuple]:
-        with self._engine.begin() as connection:
-            result = connection.execute(self._sql.text(statement), params)
-            return list(result.fetchall()) if result.returns_rows else []
+        return self._db.run(statement, **params)
 
     def begin(self, ref: str, phone: str, body: str) -> LedgerEntry | None:
         created = self._run(
@@ -126,7 +116,7 @@ class PostgresSendLedger:
         self._run("DELETE FROM sms_sends WHERE ref = :ref AND status = 'sending'", ref=ref)
 
     def dispose(self) -> None:
-        self._engine.dispose()
+        self._db.dispose()
 
 
 class MemorySendLedger:
