@@ -19,7 +19,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: help run demo test lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e \
-        test-faults \
+        test-faults test-nlu \
         validate train nlu-cross-validation bench clean
 
 help:
@@ -28,6 +28,7 @@ help:
 	@echo "make demo    narrate a scripted scenario against a running 'make run'"
 	@echo "make bench   run the benchmarks under bench/"
 	@echo "make nlu-cross-validation   5-fold NLU cross-validation, report in results/"
+	@echo "make review  patient texts to review (DAYS=7 LIMIT=200 OUT=results/review.md)"
 
 # ---------------------------------------------------------------------------------------------
 # Set-up: virtual environments and the trained model. Re-done only when their inputs change.
@@ -70,11 +71,11 @@ demo: venvs
 # ---------------------------------------------------------------------------------------------
 # Tests
 
-test: lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e test-faults
+test: lint test-backend test-simulator test-launcher test-rasa test-nlu test-actions test-e2e test-faults
 	@echo "all test suites passed"
 
 lint: venvs
-	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator sms_common bench tests actions channels nlu_components rasa_runtime
+	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator sms_common bench tests actions channels nlu_components rasa_runtime scripts
 
 test-backend: $(BACKEND_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
@@ -84,8 +85,9 @@ test-simulator: $(BACKEND_VENV)/.installed
 	$(BPY) -m pytest tests/sms_simulator -q -p no:cacheprovider
 
 # secrets policy, supervision and logs of `make run`
+# tests/review: `make review` against a scratch tracker store
 test-launcher: $(BACKEND_VENV)/.installed
-	$(BPY) -m pytest tests/launcher -q -p no:cacheprovider
+	$(BPY) -m pytest tests/launcher tests/review -q -p no:cacheprovider
 
 validate: $(RASA_VENV)/.installed
 	$(RASA) data validate --fail-on-warnings --quiet
@@ -93,6 +95,12 @@ validate: $(RASA_VENV)/.installed
 test-rasa: validate $(MODEL)
 	$(RASA) test core --stories tests/stories --model $(MODEL) \
 	  --fail-on-prediction-errors --out results/stories --e2e
+
+# Held-out NLU set (tests/nlu/README.md): its shape, then the model's score on it. Fails below
+# 0.95 accuracy or on any non-accept read as a confident accept; report in results/nlu-heldout/
+test-nlu: $(MODEL)
+	$(RPY) -m pytest tests/nlu -q -p no:cacheprovider
+	$(RPY) scripts/nlu_heldout.py
 
 test-actions: $(RASA_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
@@ -109,6 +117,15 @@ test-faults: venvs $(MODEL)
 
 nlu-cross-validation: $(RASA_VENV)/.installed
 	scripts/nlu_cross_validation.sh
+
+# Patient texts a conversation designer should read, from Rasa's tracker store: low confidence,
+# fallbacks, intents the patient contradicted, and a YAML block for data/nlu/. DAYS (7) back, LIMIT
+# (200) per section, OUT=results/review.md writes a file. Phones are masked but the texts are not:
+# the output stays inside the clinic.
+.PHONY: review
+review: $(BACKEND_VENV)/.installed
+	$(BPY) -m scripts.review_conversations --days $(or $(DAYS),7) --limit $(or $(LIMIT),200) \
+	  $(if $(OUT),--out "$(OUT)")
 
 bench: venvs
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \

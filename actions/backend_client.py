@@ -157,9 +157,7 @@ class BackendClient:
                     return BackendReply.from_json(payload)
             pause = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (attempt - 1))
             if loop.time() + pause >= give_up_at:
-                raise BackendUnavailable(
-                    f"{method} {path}: {last_error} after {attempt} attempts"
-                )
+                raise BackendUnavailable(f"{method} {path}: {last_error} after {attempt} attempts")
             await asyncio.sleep(pause)
 
 

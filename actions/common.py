@@ -21,6 +21,7 @@ from actions.backend_client import (
     ReplyApi,
     mask_phone,
 )
+from actions.language import detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ def message_id_of(tracker: Tracker) -> str:
     last_user = next((e for e in reversed(tracker.events) if e.get("event") == "user"), {})
     seed = f"{tracker.sender_id}:{last_user.get('timestamp', '')}:{len(tracker.events)}"
     return "rasa-" + hashlib.sha1(seed.encode("utf-8")).hexdigest()[:24]
+
+
+def written_language(tracker: Tracker) -> str | None:
+    """The language the latest message is written in ("en"/"es"), when its words make it clear."""
+    text = latest_text(tracker)
+    return None if text.startswith("/") else detect_language(text)
 
 
 def latest_text(tracker: Tracker) -> str:
@@ -105,6 +112,11 @@ def on_waitlist(reply: BackendReply) -> bool:
     return bool(reply.patient.get("on_waitlist", True))
 
 
+class TurnNotApplied(Exception):
+    """Raised by a silent action whose backend call failed: the action server answers 500, Rasa
+    logs the failed action, and the Twilio channel runs the turn again later."""
+
+
 class BackendAction(Action, ABC):
     """An action that makes one backend call and voices its outcome.
 
@@ -129,6 +141,14 @@ class BackendAction(Action, ABC):
         if self._client is None:
             self._client = BackendClient()
         return self._client
+
+    async def reply(self, tracker: Tracker, kind: str, **fields: Any) -> BackendReply:
+        """One reply-API call for the latest message: its phone, its message id (so a retry
+        has no second effect) and, when the patient's words made it clear, their language."""
+        language = written_language(tracker)
+        if language:
+            fields["language"] = language
+        return await self.client.reply(kind, phone_of(tracker), message_id_of(tracker), **fields)
 
     async def run(
         self,

@@ -14,8 +14,6 @@ from actions.common import (
     UTTER_UNKNOWN_PATIENT,
     BackendAction,
     clear_pending_questions,
-    message_id_of,
-    phone_of,
     reply_events,
 )
 
@@ -31,9 +29,7 @@ class ActionTalkToPerson(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply(
-            "handoff", phone_of(tracker), message_id_of(tracker), reason="talk_to_person"
-        )
+        reply = await self.reply(tracker, "handoff", reason="talk_to_person")
         responses = {"handoff_recorded": "utter_handoff", "unknown_patient": UTTER_UNKNOWN_PATIENT}
         if reply.outcome not in responses:
             return self.unexpected(dispatcher, tracker, reply)
@@ -50,9 +46,7 @@ class ActionWrongNumber(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply(
-            "handoff", phone_of(tracker), message_id_of(tracker), reason="wrong_number"
-        )
+        reply = await self.reply(tracker, "handoff", reason="wrong_number")
         if reply.outcome not in ("handoff_recorded", "unknown_patient"):
             return self.unexpected(dispatcher, tracker, reply)
         # An unknown number is not texted anyway, so the same apology fits.
@@ -71,9 +65,7 @@ class ActionLogEmergency(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply(
-            "handoff", phone_of(tracker), message_id_of(tracker), reason="emergency"
-        )
+        reply = await self.reply(tracker, "handoff", reason="emergency")
         if reply.outcome not in ("handoff_recorded", "unknown_patient"):
             logger.error(
                 "emergency handoff: unexpected outcome %r (phone %s)",
@@ -86,3 +78,20 @@ class ActionLogEmergency(BackendAction):
         # The patient already has the 911 message; a "try again later" would
         # only confuse. The failure is logged by the base class.
         return []
+
+
+class ActionBereavement(BackendAction):
+    """The patient has died: condolences, never the 911 text; the number is never texted again
+    and staff are told (the backend records a handoff and silences the number)."""
+
+    def name(self) -> str:
+        return "action_bereavement"
+
+    async def handle(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        reply = await self.reply(tracker, "handoff", reason="bereavement")
+        if reply.outcome not in ("handoff_recorded", "unknown_patient"):
+            return self.unexpected(dispatcher, tracker, reply)
+        dispatcher.utter_message(response="utter_bereavement")
+        return clear_pending_questions()

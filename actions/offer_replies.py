@@ -20,7 +20,6 @@ from actions.common import (
     env_float,
     latest_intent,
     latest_text,
-    message_id_of,
     offer_template_values,
     on_waitlist,
     phone_of,
@@ -51,11 +50,15 @@ class ActionAccept(BackendAction):
     ) -> list[EventType]:
         intent = latest_intent(tracker)
         confidence = float(intent.get("confidence") or 0.0)
-        if intent.get("name") != "accept" or confidence < ACCEPT_CONFIRM_THRESHOLD:
-            # Only a confident "accept" claims; anything else gets a yes/no question.
+        # A yes to our own question ("Just to confirm ...", the details of the offer) is the
+        # patient's answer to the offer: it claims even when the words alone were less sure.
+        answered_our_question = bool(tracker.get_slot("awaiting_confirmation"))
+        sure = confidence >= ACCEPT_CONFIRM_THRESHOLD or answered_our_question
+        if intent.get("name") != "accept" or not sure:
+            # Only a clear "accept" claims; anything else gets a yes/no question.
             return await self._confirm_first(dispatcher, tracker)
 
-        reply = await self.client.reply("accept", phone_of(tracker), message_id_of(tracker))
+        reply = await self.reply(tracker, "accept")
         values = offer_template_values(reply.offer)
         responses = {
             "claimed": "utter_claimed",
@@ -101,7 +104,7 @@ class ActionDecline(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply("decline", phone_of(tracker), message_id_of(tracker))
+        reply = await self.reply(tracker, "decline")
         if reply.outcome == "declined":
             response = "utter_declined"
         elif reply.outcome == "no_open_offer":
@@ -141,10 +144,9 @@ class ActionDefer(BackendAction):
             dispatcher.utter_message(response="utter_ask_defer_date")
             return [SlotSet("awaiting_defer_date", True)]
 
-        reply = await self.client.reply(
+        reply = await self.reply(
+            tracker,
             "defer",
-            phone_of(tracker),
-            message_id_of(tracker),
             not_before=not_before.isoformat(),
         )
         if reply.outcome == "deferred":
@@ -189,6 +191,8 @@ class ActionOfferDetails(BackendAction):
                 else "utter_offer_details_hold_over"
             )
             dispatcher.utter_message(response=response, **values)
+            # a question about the offer, then "ok yes": that yes answers the offer
+            return reply_events(reply) + [SlotSet("awaiting_confirmation", True)]
         elif reply.outcome in ("no_open_offer", "open_offer"):
             dispatcher.utter_message(response=no_open_offer_response(reply))
         elif reply.outcome == "unknown_patient":
@@ -214,18 +218,42 @@ class ActionCounterProposal(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply(
-            "handoff", phone_of(tracker), message_id_of(tracker), reason="counter_proposal"
-        )
+        reply = await self.reply(tracker, "handoff", reason="counter_proposal")
         if reply.outcome == "handoff_recorded":
             if reply.offer and reply.offer.get("state", "pending") == "pending":
                 dispatcher.utter_message(
                     response="utter_counter_proposal", **offer_template_values(reply.offer)
                 )
-            else:
-                dispatcher.utter_message(response="utter_counter_proposal_no_offer")
+                # the offer still stands: "ok yes" next claims it
+                return reply_events(reply) + [SlotSet("awaiting_confirmation", True)]
+            dispatcher.utter_message(response="utter_counter_proposal_no_offer")
         elif reply.outcome == "unknown_patient":
             dispatcher.utter_message(response=UTTER_UNKNOWN_PATIENT)
         else:
             return self.unexpected(dispatcher, tracker, reply)
         return reply_events(reply)
+
+
+class ActionConditionalAccept(BackendAction):
+    """ "Yes if it's with my usual doctor": the offer cannot promise that; say what it is and ask,
+    never claim. The offer stays pending, and a plain yes next claims it."""
+
+    def name(self) -> str:
+        return "action_conditional_accept"
+
+    async def handle(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        reply = await self.client.current_offer(phone_of(tracker))
+        if reply.outcome == "open_offer" and reply.offer:
+            dispatcher.utter_message(
+                response="utter_conditional_accept", **offer_template_values(reply.offer)
+            )
+            return reply_events(reply) + [SlotSet("awaiting_confirmation", True)]
+        if reply.outcome in ("no_open_offer", "open_offer"):
+            dispatcher.utter_message(response=no_open_offer_response(reply))
+            return reply_events(reply)
+        if reply.outcome == "unknown_patient":
+            dispatcher.utter_message(response=UTTER_UNKNOWN_PATIENT)
+            return []
+        return self.unexpected(dispatcher, tracker, reply)

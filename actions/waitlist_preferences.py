@@ -15,8 +15,6 @@ from actions.common import (
     BackendAction,
     clear_pending_questions,
     latest_text,
-    message_id_of,
-    phone_of,
     reply_events,
 )
 
@@ -35,10 +33,9 @@ class ActionUpdateAvailability(BackendAction):
             # Nothing concrete to send; guessing would silently change their offers.
             dispatcher.utter_message(response="utter_ask_availability")
             return []
-        reply = await self.client.reply(
+        reply = await self.reply(
+            tracker,
             "availability",
-            phone_of(tracker),
-            message_id_of(tracker),
             **availability.as_fields(),
         )
         responses = {
@@ -61,7 +58,7 @@ class ActionLeaveWaitlist(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.client.reply("leave", phone_of(tracker), message_id_of(tracker))
+        reply = await self.reply(tracker, "leave")
         responses = {
             "left_waitlist": "utter_left_waitlist",
             "not_on_waitlist": UTTER_NOT_ON_WAITLIST,

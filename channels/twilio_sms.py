@@ -64,7 +64,12 @@ MESSAGE_SID_PATTERN = re.compile(r"^[A-Za-z0-9]{2,64}$")
 TWILIO_API_ORIGIN = "https://api.twilio.com"
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-MEDIA_ONLY_REPLY = "Sorry, we can only read text messages. Reply YES, NO or HELP."
+# Turns the channel itself starts (a patient can never send these: a leading "/" is dropped
+# from their text). The wording of the answers lives in domain.yml, in both languages.
+MEDIA_ONLY_TURN = "/EXTERNAL_media_only"
+# Twilio's Advanced Opt-Out already answered these keywords (the webhook's OptOutType): record
+# the opt-out or opt-in, answer nothing more; HELP changes nothing, so there is no turn at all.
+CARRIER_ANSWERED_TURNS = {"STOP": "/EXTERNAL_twilio_opt_out", "START": "/EXTERNAL_twilio_opt_in"}
 # Twilio rejects bodies over 1,600 characters (error 21617).
 MAX_SMS_BODY = 1600
 DEFAULT_SEND_TIMEOUT = 15.0
@@ -196,7 +201,6 @@ class TwilioSmsSettings:
     public_base_url: str | None = None
     api_base_url: str | None = None
     database_url: str | None = None
-    media_only_reply: str = MEDIA_ONLY_REPLY
     send_timeout: float = DEFAULT_SEND_TIMEOUT
 
     @property
@@ -542,8 +546,6 @@ class TwilioSmsInput(InputChannel):
             public_base_url=_setting(credentials, ("public_base_url",), "PUBLIC_BASE_URL"),
             api_base_url=_setting(credentials, ("api_base_url",), "TWILIO_API_BASE_URL"),
             database_url=_setting(credentials, ("database_url",), "DATABASE_URL"),
-            media_only_reply=_setting(credentials, ("media_only_reply",), "TWILIO_MEDIA_ONLY_REPLY")
-            or MEDIA_ONLY_REPLY,
         )
         return cls(settings)
 
@@ -661,8 +663,17 @@ class TwilioSmsInput(InputChannel):
         if not message_sid or not MESSAGE_SID_PATTERN.match(message_sid):
             return _text_response("missing or invalid MessageSid", 400)
 
-        # "¡" stands for "@" in the GSM alphabet and some carriers deliver it that way.
-        text = _neutralise_intent_prefix(body or "").replace("¡", "@")
+        opt_out_type = (params.first("OptOutType") or "").strip().upper()
+        if opt_out_type:
+            if opt_out_type not in CARRIER_ANSWERED_TURNS:
+                logger.info("%s: Twilio answered %s itself", message_sid, opt_out_type)
+                return _twiml_ack()
+            text = CARRIER_ANSWERED_TURNS[opt_out_type]
+        elif not has_text:
+            text = MEDIA_ONLY_TURN
+        else:
+            # the patient's own words, as written ("¡Sí!" stays "¡Sí!")
+            text = _neutralise_intent_prefix(body or "") or MEDIA_ONLY_TURN
         inbound = InboundText(message_sid, sender, text, num_media)
         try:
             is_new = await self._blocking(self.inbox.receive, inbound)
@@ -732,16 +743,8 @@ class TwilioSmsInput(InputChannel):
     ) -> TurnReport:
         report = TurnReport(attempt=max(1, text.attempts))
         out_channel = TwilioSmsOutput(self.sender, raise_on_error=False, turn=report)
-        if not text.body:
-            logger.info(
-                "Media-only message %s from %s: asking for text",
-                text.message_sid,
-                mask_phone(text.phone),
-            )
-            await out_channel.send_text_message(text.phone, self.settings.media_only_reply)
-            return report
         user_message = UserMessage(
-            text=text.body,
+            text=text.body or MEDIA_ONLY_TURN,
             output_channel=out_channel,
             sender_id=text.phone,
             input_channel=self.name(),

@@ -95,6 +95,31 @@ def _parse_date_filter(value: str) -> date | None:
         return None
 
 
+# Twilio's Advanced Opt-Out (default keyword lists and answers). With it on, Twilio answers these
+# single-word messages itself and tells the webhook with OptOutType.
+ADVANCED_OPT_OUT = {
+    "STOP": (
+        ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"),
+        "You have successfully been unsubscribed. You will not receive any more messages from "
+        "this number. Reply START to resubscribe.",
+    ),
+    "START": (
+        ("start", "unstop", "yes"),
+        "You have successfully been re-subscribed to messages from this number. Reply HELP for "
+        "help. Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+    ),
+    "HELP": (("help", "info"), "Reply STOP to unsubscribe. Msg&Data Rates May Apply."),
+}
+
+
+def advanced_opt_out_type(body: str) -> str | None:
+    word = body.strip().strip(".!?* ").casefold()
+    for kind, (words, _) in ADVANCED_OPT_OUT.items():
+        if word in words:
+            return kind
+    return None
+
+
 def twiml_messages(document: str) -> list[str]:
     """Bodies of <Message> verbs in a TwiML answer (Twilio sends them as replies)."""
     try:
@@ -121,6 +146,9 @@ class Simulator:
         self.validator = RequestValidator(settings.auth_token)
         self.tasks: set[asyncio.Task[None]] = set()
         self.http: httpx.AsyncClient | None = None
+        # Twilio's Advanced Opt-Out: on or off (a Messaging Service setting), and who sent STOP
+        self.advanced_opt_out = settings.advanced_opt_out
+        self.opted_out: set[str] = set()
 
     # -- lifecycle
 
@@ -143,9 +171,22 @@ class Simulator:
             task.cancel()
         self.tasks.clear()
 
+    def opt_out_type(self, message: SimMessage) -> str | None:
+        """With Advanced Opt-Out on, the keyword this text is (Twilio answers it itself).
+
+        START (and YES) only count as a keyword from a number that opted out, as with Twilio."""
+        if not self.advanced_opt_out or message.from_ is None:
+            return None
+        kind = advanced_opt_out_type(message.body)
+        if kind == "START" and message.from_ not in self.opted_out:
+            return None
+        return kind
+
     def reset(self) -> None:
         self.cancel_tasks()
         self.store.reset()
+        self.opted_out.clear()
+        self.advanced_opt_out = self.settings.advanced_opt_out
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -184,8 +225,9 @@ class Simulator:
         if fault is not None and fault.kind == "http_429":
             logger.info("Injected HTTP 429 for a send to %s", mask_phone(to))
             raise TwilioApiError(429, 20429, "Too Many Requests")
-        if fault is not None and fault.kind == "unsubscribed":
-            logger.info("Injected 21610 for a send to %s", mask_phone(to))
+        unsubscribed = self.advanced_opt_out and to in self.opted_out
+        if unsubscribed or (fault is not None and fault.kind == "unsubscribed"):
+            logger.info("21610 for a send to %s", mask_phone(to))
             raise TwilioApiError(400, 21610, "Attempt to send to unsubscribed recipient")
         if fault is not None and fault.kind == "invalid":
             logger.info("Injected 21211 for a send to %s", mask_phone(to))
@@ -390,6 +432,9 @@ class Simulator:
         }
         if self.settings.messaging_service_sid:
             params["MessagingServiceSid"] = self.settings.messaging_service_sid
+        opt_out_type = self.opt_out_type(message)
+        if opt_out_type:
+            params["OptOutType"] = opt_out_type
         for index, url in enumerate(message.media_urls):
             params[f"MediaUrl{index}"] = url
             params[f"MediaContentType{index}"] = mimetypes.guess_type(url)[0] or "image/jpeg"
@@ -397,6 +442,14 @@ class Simulator:
 
     async def deliver_inbound(self, message: SimMessage, forge_signature: bool) -> dict[str, Any]:
         params = self.inbound_params(message)
+        opt_out_type = params.get("OptOutType")
+        if opt_out_type and message.from_ and not forge_signature:
+            # Twilio answers the keyword itself, then still tells the webhook
+            if opt_out_type == "STOP":
+                self.opted_out.add(message.from_)
+            elif opt_out_type == "START":
+                self.opted_out.discard(message.from_)
+            self.add_twiml_reply(message, ADVANCED_OPT_OUT[opt_out_type][1])
         signed_url = self.webhook_signed_url()
         token = (
             self.settings.auth_token
@@ -547,8 +600,18 @@ def create_app(
                 "public_base_url": settings.public_base_url,
                 "inbound_url": settings.inbound_url,
                 "status_delay": settings.status_delay,
+                "advanced_opt_out": simulator.advanced_opt_out,
             }
         )
+
+    @app.post("/simulator/settings")
+    async def simulator_settings(request: Request) -> HTTPResponse:
+        """Switch Twilio's Advanced Opt-Out on or off, as a Messaging Service setting would."""
+        data = request.json if request.body else None
+        if not isinstance(data, dict) or not isinstance(data.get("advanced_opt_out"), bool):
+            return _bad_request("'advanced_opt_out' must be true or false", "advanced_opt_out")
+        simulator.advanced_opt_out = data["advanced_opt_out"]
+        return json({"advanced_opt_out": simulator.advanced_opt_out})
 
     @app.post("/simulator/inbound")
     async def simulator_inbound(request: Request) -> HTTPResponse:

@@ -37,6 +37,8 @@ class Settings:
     port: int = DEFAULT_PORT
     # Seconds between queued -> sent -> delivered.
     status_delay: float = DEFAULT_STATUS_DELAY
+    # Twilio's Advanced Opt-Out: Twilio answers STOP/START/HELP itself and sets OptOutType
+    advanced_opt_out: bool = False
     webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT
 
     @classmethod
@@ -52,6 +54,8 @@ class Settings:
             host=_get(env, "SIMULATOR_HOST", DEFAULT_HOST),
             port=int(_get(env, "SIMULATOR_PORT", str(DEFAULT_PORT))),
             status_delay=float(_get(env, "SIMULATOR_STATUS_DELAY", str(DEFAULT_STATUS_DELAY))),
+            advanced_opt_out=_get(env, "SIMULATOR_ADVANCED_OPT_OUT", "0").lower()
+            in ("1", "true", "yes", "on"),
             webhook_timeout=float(
                 _get(env, "SIMULATOR_WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))
             ),

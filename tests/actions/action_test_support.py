@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jsonschema
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.backend_client import BackendReply, BackendUnavailable
+from actions.language import detect_language
 
+# The reply API's contract, the same file the backend's tests hold the backend to.
+CONTRACT = json.loads(
+    (Path(__file__).resolve().parents[2] / "contracts" / "reply_api.json").read_text()
+)
 PHONE = "+15551234567"
 NEW_YORK = ZoneInfo("America/New_York")
 # A Wednesday morning in the clinic's zone.
@@ -45,27 +53,48 @@ def answer(
 
 
 class FakeBackend:
-    """Records calls and plays back scripted answers (or failures)."""
+    """Records calls and plays back scripted answers (or failures).
 
-    def __init__(self, *answers: BackendReply | Exception) -> None:
+    It fails on any unscripted call, and on a scripted answer the real backend could not give for
+    that call (contracts/reply_api.json), unless the test marks it `off_contract` on purpose.
+    """
+
+    def __init__(self, *answers: BackendReply | Exception, off_contract: bool = False) -> None:
         self._answers = list(answers)
+        self._off_contract = off_contract
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def _next(self) -> BackendReply:
+    def _next(self, call: str) -> BackendReply:
         if not self._answers:
             raise AssertionError("unexpected backend call")
         item = self._answers.pop(0)
         if isinstance(item, Exception):
             raise item
+        if not self._off_contract:
+            jsonschema.validate(item.raw, CONTRACT["answer_schema"])
+            outcomes = CONTRACT["calls"][call]["outcomes"]
+            assert item.outcome in outcomes, f"{call} never answers {item.outcome!r}"
         return item
 
     async def reply(self, kind: str, phone: str, message_id: str, **fields: Any) -> BackendReply:
         self.calls.append((kind, {"phone": phone, "message_id": message_id, **fields}))
-        return self._next()
+        allowed = set(CONTRACT["calls"][kind]["fields"]) | {"language"}
+        assert set(fields) <= allowed, f"{kind} takes no {set(fields) - allowed}"
+        return self._next(kind)
 
     async def current_offer(self, phone: str) -> BackendReply:
         self.calls.append(("offers/current", {"phone": phone}))
-        return self._next()
+        return self._next("offers/current")
+
+
+def sent(text: str, **fields: Any) -> dict[str, Any]:
+    """A reply call's body for the latest message `text`: phone, message id, the fields, and the
+    language when the words make it clear (tested on its own in test_safety_order.py)."""
+    body: dict[str, Any] = {"phone": PHONE, "message_id": "SM0001", **fields}
+    language = detect_language(text)
+    if language:
+        body["language"] = language
+    return body
 
 
 def down() -> BackendUnavailable:

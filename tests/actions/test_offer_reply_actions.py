@@ -15,6 +15,7 @@ from action_test_support import (
     make_tracker,
     responses,
     run_action,
+    sent,
     slots_set,
 )
 
@@ -37,11 +38,11 @@ def clock():
 
 def test_clear_yes_claims_and_confirms_with_date_time_location() -> None:
     backend = FakeBackend(
-        answer("claimed", OFFER, patient={"language": "es", "on_waitlist": False})
+        answer("claimed", OFFER, patient={"language": "es", "opted_out": False, "on_waitlist": False})
     )
     messages, events = run_action(ActionAccept(backend), make_tracker("yes", confidence=0.98))
 
-    assert backend.calls == [("accept", {"phone": PHONE, "message_id": "SM0001"})]
+    assert backend.calls == [("accept", sent("yes"))]
     assert responses(messages) == ["utter_claimed"]
     assert messages[0]["slot_date"] == "Tue Dec 1"
     assert messages[0]["slot_time"] == "3:30 PM"
@@ -56,15 +57,27 @@ def test_clear_yes_claims_and_confirms_with_date_time_location() -> None:
 @pytest.mark.parametrize(
     ("outcome", "patient", "expected"),
     [
-        ("late_claimed", {"language": "en", "on_waitlist": False}, "utter_late_claimed"),
-        ("too_late", {"language": "en", "on_waitlist": True}, "utter_too_late"),
-        ("no_open_offer", {"language": "en", "on_waitlist": True}, "utter_no_open_offer"),
+        (
+            "late_claimed",
+            {"language": "en", "opted_out": False, "on_waitlist": False},
+            "utter_late_claimed",
+        ),
+        ("too_late", {"language": "en", "opted_out": False, "on_waitlist": True}, "utter_too_late"),
         (
             "no_open_offer",
-            {"language": "en", "on_waitlist": False},
+            {"language": "en", "opted_out": False, "on_waitlist": True},
+            "utter_no_open_offer",
+        ),
+        (
+            "no_open_offer",
+            {"language": "en", "opted_out": False, "on_waitlist": False},
             "utter_no_open_offer_not_listed",
         ),
-        ("opted_out", {"language": "en", "opted_out": True}, "utter_accept_opted_out"),
+        (
+            "opted_out",
+            {"language": "en", "opted_out": True, "on_waitlist": True},
+            "utter_accept_opted_out",
+        ),
         ("unknown_patient", None, "utter_unknown_patient"),
     ],
 )
@@ -198,7 +211,7 @@ def test_defer_next_week_sends_monday_and_states_the_date() -> None:
         action, defer_tracker("can't make it, try me next week", "next week")
     )
     assert backend.calls == [
-        ("defer", {"phone": PHONE, "message_id": "SM0001", "not_before": "2026-11-30"})
+        ("defer", sent("can't make it, try me next week", not_before="2026-11-30"))
     ]
     assert responses(messages) == ["utter_deferred"]
     assert messages[0]["not_before_text"] == "Mon Nov 30"
@@ -310,7 +323,7 @@ def test_counter_proposal_restates_the_fixed_time() -> None:
     )
     assert backend.calls[0] == (
         "handoff",
-        {"phone": PHONE, "message_id": "SM0001", "reason": "counter_proposal"},
+        sent("can I come at 3?", reason="counter_proposal"),
     )
     assert responses(messages) == ["utter_counter_proposal"]
     assert messages[0]["slot_time"] == "3:30 PM"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from action_test_support import (
     FIXED_NOW,
-    PHONE,
     FakeBackend,
     answer,
     down,
     make_tracker,
     responses,
     run_action,
+    sent,
     slots_set,
 )
 
@@ -40,7 +40,7 @@ def test_availability_sends_what_was_understood(text, fields) -> None:
         ActionUpdateAvailability(backend, clock=clock),
         make_tracker(text, intent="update_availability"),
     )
-    assert backend.calls == [("availability", {"phone": PHONE, "message_id": "SM0001", **fields})]
+    assert backend.calls == [("availability", sent(text, **fields))]
     assert responses(messages) == ["utter_availability_updated"]
 
 
@@ -85,7 +85,7 @@ def test_leave_waitlist(outcome, expected) -> None:
 
 @pytest.mark.parametrize("outcome", ["opted_out", "unknown_patient"])
 def test_opt_out_always_confirms(outcome) -> None:
-    backend = FakeBackend(answer(outcome, patient={"language": "es", "opted_out": True}))
+    backend = FakeBackend(answer(outcome, patient={"language": "es", "opted_out": True, "on_waitlist": True}))
     messages, events = run_action(ActionOptOut(backend), make_tracker("STOP", intent="opt_out"))
     assert backend.calls[0][0] == "opt_out"
     assert responses(messages) == ["utter_opted_out"]
@@ -122,7 +122,7 @@ def test_talk_to_person_records_a_handoff() -> None:
     )
     assert backend.calls[0] == (
         "handoff",
-        {"phone": PHONE, "message_id": "SM0001", "reason": "talk_to_person"},
+        sent("call me please", reason="talk_to_person"),
     )
     assert responses(messages) == ["utter_handoff"]
 

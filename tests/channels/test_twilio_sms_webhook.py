@@ -24,7 +24,7 @@ from channels import inbox as inbox_module
 from channels import twilio_sms
 from channels.twilio_sms import (
     MAX_WEBHOOK_BODY,
-    MEDIA_ONLY_REPLY,
+    MEDIA_ONLY_TURN,
     TwilioSmsInput,
     TwilioSmsOutput,
 )
@@ -213,7 +213,11 @@ async def test_bad_input_is_400(
     assert agent.messages == []
 
 
-async def test_media_only_message_gets_a_polite_sms_without_nlu(fake_twilio: FakeTwilio) -> None:
+async def test_media_only_message_is_answered_by_the_assistant_in_the_patients_language(
+    fake_twilio: FakeTwilio,
+) -> None:
+    """A picture without text becomes the channel's own turn, so the answer comes from domain.yml
+    (utter_media_only, English or Spanish by the language slot), not a fixed English text here."""
     channel = TwilioSmsInput(make_settings(fake_twilio))
     agent = FakeAgent()
     params = inbound_params(
@@ -225,11 +229,30 @@ async def test_media_only_message_gets_a_polite_sms_without_nlu(fake_twilio: Fak
     async with serve_channel(channel, agent) as base_url:
         answer = await post(base_url, params)
     assert answer.status_code == 200
-    assert agent.messages == []
-    assert len(fake_twilio.requests) == 1
-    form = fake_twilio.requests[0]["form"]
-    assert form["To"] == [PATIENT_NUMBER]
-    assert form["Body"] == [MEDIA_ONLY_REPLY]
+    assert [m.text for m in agent.messages] == [MEDIA_ONLY_TURN]
+
+
+async def test_a_stop_twilio_already_answered_is_recorded_silently(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    async with serve_channel(channel, agent) as base_url:
+        stop = await post(base_url, inbound_params(Body="STOP", OptOutType="STOP"))
+        start = await post(base_url, inbound_params(Body="START", OptOutType="START"))
+        help_ = await post(base_url, inbound_params(Body="HELP", OptOutType="HELP"))
+    assert [stop.status_code, start.status_code, help_.status_code] == [200, 200, 200]
+    assert [m.text for m in agent.messages] == [
+        "/EXTERNAL_twilio_opt_out",
+        "/EXTERNAL_twilio_opt_in",
+    ]
+    assert fake_twilio.requests == []  # Twilio answered them; we send nothing
+
+
+async def test_the_opening_exclamation_mark_reaches_nlu_as_written(fake_twilio: FakeTwilio) -> None:
+    channel = TwilioSmsInput(make_settings(fake_twilio))
+    agent = FakeAgent()
+    async with serve_channel(channel, agent) as base_url:
+        await post(base_url, inbound_params(Body="¡Sí!"))
+    assert [m.text for m in agent.messages] == ["¡Sí!"]
 
 
 async def test_media_with_text_goes_through_nlu(fake_twilio: FakeTwilio) -> None:

@@ -159,3 +159,38 @@ def test_unreachable_webhook_answers_502() -> None:
         assert message["webhook_status"] is None
     finally:
         stop_simulator(simulator)
+
+
+def test_advanced_opt_out_answers_keywords_itself_and_tells_the_webhook(
+    simulator: RunningSimulator, receiver: Receiver
+) -> None:
+    switched = httpx.post(simulator.url + "/simulator/settings", json={"advanced_opt_out": True})
+    assert switched.json() == {"advanced_opt_out": True}
+    text_in(simulator, **{"from": PATIENT, "body": "Stop"})
+    text_in(simulator, **{"from": PATIENT, "body": "stop texting me"})  # not a keyword
+    (stop, phrase) = receiver.received()
+    assert stop.form["OptOutType"] == "STOP"
+    assert "OptOutType" not in phrase.form
+    replies = [
+        m["body"]
+        for m in httpx.get(simulator.url + "/simulator/messages", params={"to": PATIENT}).json()
+        if m["direction"] == "outbound-reply"
+    ]
+    assert replies == [
+        "You have successfully been unsubscribed. You will not receive any more messages from "
+        "this number. Reply START to resubscribe."
+    ]
+    # Twilio blocks texts to a number that sent STOP, until START
+    assert send(simulator).json()["code"] == 21610
+    text_in(simulator, **{"from": PATIENT, "body": "START"})
+    assert receiver.received()[-1].form["OptOutType"] == "START"
+    assert send(simulator).status_code == 201
+
+
+def test_without_advanced_opt_out_keywords_reach_the_webhook_plainly(
+    simulator: RunningSimulator, receiver: Receiver
+) -> None:
+    text_in(simulator, **{"from": PATIENT, "body": "STOP"})
+    (request,) = receiver.received()
+    assert "OptOutType" not in request.form
+    assert send(simulator).status_code == 201

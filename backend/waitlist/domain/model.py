@@ -235,7 +235,15 @@ class Patient:
         self.consent_source, self.consented_at = "sms_start", now
         return True
 
+    def change_language(self, language: str) -> bool:
+        """The patient writes in another language: answer in it from now on."""
+        if language == self.preferred_language:
+            return False
+        self.preferred_language = language
+        return True
+
     def report_wrong_number(self, now: datetime) -> bool:
+        """Someone else answers this number (a wrong number, or the patient has died)."""
         changed = self.wrong_number_at is None
         self.opt_out(now)
         if changed:

@@ -87,6 +87,8 @@ class CreateCancellation(Strict):
 class Reply(Strict):
     phone: str
     message_id: str = Field(min_length=1, max_length=100)
+    # the language the patient wrote this message in; the backend keeps the patient's up to date
+    language: Literal["en", "es"] | None = None
 
     _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
 
@@ -102,4 +104,4 @@ class AvailabilityReply(Reply):
 
 
 class HandoffReply(Reply):
-    reason: Literal["talk_to_person", "wrong_number", "counter_proposal", "emergency"]
+    reason: Literal["talk_to_person", "wrong_number", "counter_proposal", "emergency", "bereavement"]

@@ -76,6 +76,7 @@ def _run(
     message_id: str,
     kind: str,
     handler: Handler,
+    language: str | None = None,
 ) -> dict[str, Any]:
     ctx = ReplyContext(uow=uow, settings=settings, now=now, phone=phone)
     with uow:
@@ -84,6 +85,8 @@ def _run(
         if previous is not None:
             return previous
         ctx.patient = uow.patients.by_phone(phone, for_update=True)
+        if ctx.patient is not None and language and ctx.patient.change_language(language):
+            ctx.record("patient_language_changed", data={"language": language})
         response = ctx.answer("unknown_patient") if ctx.patient is None else handler(ctx)
         uow.replies.save(message_id, kind, response, now)
         uow.commit()
@@ -138,8 +141,15 @@ def _accept(ctx: ReplyContext) -> dict[str, Any]:
     return ctx.answer(result.outcome.value, view)
 
 
-def accept(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
-    return _run(uow, settings, now, phone, message_id, "accept", _accept)
+def accept(
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    language: str | None = None,
+) -> dict:
+    return _run(uow, settings, now, phone, message_id, "accept", _accept, language)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,9 +171,14 @@ def _decline(ctx: ReplyContext) -> dict[str, Any]:
 
 
 def decline(
-    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    language: str | None = None,
 ) -> dict:
-    return _run(uow, settings, now, phone, message_id, "decline", _decline)
+    return _run(uow, settings, now, phone, message_id, "decline", _decline, language)
 
 
 def defer(
@@ -173,6 +188,7 @@ def defer(
     phone: str,
     message_id: str,
     not_before: date,
+    language: str | None = None,
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
         assert ctx.patient is not None
@@ -187,7 +203,7 @@ def defer(
             )
         return ctx.answer("deferred", None, not_before=not_before.isoformat())
 
-    return _run(uow, settings, now, phone, message_id, "defer", handler)
+    return _run(uow, settings, now, phone, message_id, "defer", handler, language)
 
 
 def update_availability(
@@ -199,6 +215,7 @@ def update_availability(
     days_of_week: list[int] | None,
     time_of_day: str | None,
     not_after: date | None,
+    language: str | None = None,
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
         assert ctx.patient is not None
@@ -216,7 +233,7 @@ def update_availability(
             ctx.record("entry_availability_updated", entry_id=entry.id)
         return ctx.answer("availability_updated")
 
-    return _run(uow, settings, now, phone, message_id, "availability", handler)
+    return _run(uow, settings, now, phone, message_id, "availability", handler, language)
 
 
 def _leave(ctx: ReplyContext) -> dict[str, Any]:
@@ -231,8 +248,15 @@ def _leave(ctx: ReplyContext) -> dict[str, Any]:
     return ctx.answer("left_waitlist")
 
 
-def leave(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
-    return _run(uow, settings, now, phone, message_id, "leave", _leave)
+def leave(
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    language: str | None = None,
+) -> dict:
+    return _run(uow, settings, now, phone, message_id, "leave", _leave, language)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,9 +277,14 @@ def _opt_out(ctx: ReplyContext) -> dict[str, Any]:
 
 
 def opt_out(
-    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    language: str | None = None,
 ) -> dict:
-    return _run(uow, settings, now, phone, message_id, "opt_out", _opt_out)
+    return _run(uow, settings, now, phone, message_id, "opt_out", _opt_out, language)
 
 
 def _opt_in(ctx: ReplyContext) -> dict[str, Any]:
@@ -269,27 +298,50 @@ def _opt_in(ctx: ReplyContext) -> dict[str, Any]:
     return ctx.answer("opted_in")
 
 
-def opt_in(uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str) -> dict:
-    return _run(uow, settings, now, phone, message_id, "opt_in", _opt_in)
+def opt_in(
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    language: str | None = None,
+) -> dict:
+    return _run(uow, settings, now, phone, message_id, "opt_in", _opt_in, language)
 
 
-HANDOFF_REASONS = ("talk_to_person", "wrong_number", "counter_proposal", "emergency")
+HANDOFF_REASONS = ("talk_to_person", "wrong_number", "counter_proposal", "emergency", "bereavement")
+# Someone else answers this number now: never text it again until staff fix the record.
+NUMBER_NOT_THE_PATIENTS = ("wrong_number", "bereavement")
 
 
 def handoff(
-    uow: UnitOfWork, settings: Settings, now: datetime, phone: str, message_id: str, reason: str
+    uow: UnitOfWork,
+    settings: Settings,
+    now: datetime,
+    phone: str,
+    message_id: str,
+    reason: str,
+    language: str | None = None,
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
         assert ctx.patient is not None
         ctx.record("handoff_requested", data={"reason": reason})
-        if reason == "wrong_number":
-            # this number is not our patient's: never text it again until staff fix the record
+        if reason in NUMBER_NOT_THE_PATIENTS:
             if ctx.patient.report_wrong_number(ctx.now):
-                ctx.record("patient_wrong_number")
-            opt_out_patient(ctx, "wrong number")
-        return ctx.answer("handoff_recorded")
+                ctx.record("patient_wrong_number", data={"reason": reason})
+            opt_out_patient(ctx, reason.replace("_", " "))
+            return ctx.answer("handoff_recorded")
+        # the answer names the offer the patient asked about ("could I come at 4 instead?")
+        offer = _current_offer(ctx)
+        if offer is None:
+            return ctx.answer("handoff_recorded")
+        cancellation = ctx.uow.cancellations.get(offer.cancellation_id)
+        assert cancellation is not None
+        open_offer = offer.is_pending and cancellation.is_open
+        view = ctx.offer_view(offer, cancellation) if open_offer else None
+        return ctx.answer("handoff_recorded", view)
 
-    return _run(uow, settings, now, phone, message_id, f"handoff:{reason}", handler)
+    return _run(uow, settings, now, phone, message_id, f"handoff:{reason}", handler, language)
 
 
 def current_offer(uow: UnitOfWork, settings: Settings, now: datetime, phone: str) -> dict:

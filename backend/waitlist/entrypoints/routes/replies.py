@@ -40,6 +40,7 @@ async def _reply(
         body.phone,
         body.message_id,
         *args,  # type: ignore[attr-defined]
+        language=body.language,  # type: ignore[attr-defined]
     )
     if use_case is replies.accept:
         metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
@@ -82,7 +83,9 @@ async def reply_availability(request: Request) -> HTTPResponse:
         days,
         body.time_of_day,
         body.not_after,
+        language=body.language,
     )
+    metrics.REPLIES.labels("update_availability", answer.get("outcome", "")).inc()
     return json(answer)
 
 

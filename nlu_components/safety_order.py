@@ -1,0 +1,252 @@
+"""The last word on a message's intent, in a fixed order decided in code:
+
+1. an explicit opt-out wins over everything: a single carrier keyword (STOP, PARAR, BASTA ...) or a
+   phrase that asks for no more texts ("stop messaging me", "no me escriban mas");
+2. then a death told in the past tense ("this was my mother's phone, she died in March", "he died
+   of a heart attack in August"): condolences and no more texts, never the 911 reply;
+3. then an emergency ("chest pain", "no puedo respirar"), unless the message says it is not one;
+4. then the claim guard: a slot is only claimed on an unambiguous yes. A predicted `accept` that is
+   negated or followed by a refusal ("no way I can say yes", "yes ... but I can't") becomes
+   `decline`; one with a condition the offer cannot promise ("yes as long as it's with my usual
+   doctor") becomes `conditional_accept`; one without any word of assent ("I like turtles") keeps
+   `accept` below the claim threshold, so the patient is asked to confirm. A message the model filed
+   under thanks/greet/fallback but says a clear yes ("Yes, thanks!", a long friendly message with
+   "yes I'd love it" in it) becomes a weak `accept` (confirmed before any claim), instead of
+   "You're welcome" or "Sorry, I didn't get that".
+5. everything else is the classifier's.
+
+Single-word START/UNSTOP and HELP/INFO/AYUDA are decided here too (from carrier_keywords.py).
+Patterns run over lower-case text without accents, so "más" and "mas" are one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu_components.carrier_keywords import DEFAULT_KEYWORDS, keyword_intent, override_intent
+from nlu_components.emergency_phrases import is_emergency
+
+# Spanish carrier-style keywords; CANCELAR only when it stands alone, as with CANCEL.
+KEYWORDS: dict[str, list[str]] = {
+    "opt_out": [*DEFAULT_KEYWORDS["opt_out"], "parar", "alto", "basta", "cancelar"],
+    "opt_in": [*DEFAULT_KEYWORDS["opt_in"], "comenzar"],
+    "help": [*DEFAULT_KEYWORDS["help"], "ayuda"],
+}
+
+OPT_OUT_PHRASES = [
+    r"\b(?:stop|quit|cease|enough) (?:texting|messaging|sending|contacting|calling|bothering|"
+    r"spamming)\b",
+    r"\b(?:do ?n.?t|do not|never|dont) (?:text|message|contact|sms) (?:me|us|this number)\b",
+    r"\bno (?:more )?(?:texts|messages)\b(?! (?:yet|today))",
+    r"\bunsubscribe\b",
+    r"\bopt(?: |-)?(?:me )?out\b",
+    r"\b(?:remove|take|delete) (?:my|this) (?:number|phone)\b",
+    r"\b(?:remove|take) me off (?:your|the|this) (?:texting|messaging|sms|text) list",
+    r"\bleave me alone\b",
+    r"\bno (?:me|nos) (?:escriban|escribas|manden|mandes|envien|envies|contacten|molesten)\b",
+    r"\bdej(?:en|a|e) de (?:escribir|mandar|enviar|molestar)",
+    r"\b(?:ya )?no quiero (?:recibir )?(?:mas )?(?:mensajes|textos)\b",
+    r"\bno (?:mas|quiero mas) mensajes\b",
+    r"\b(?:borren|quiten|eliminen) mi numero\b",
+]
+# "it's not an emergency" mentions the word without reporting one.
+NOT_AN_EMERGENCY = re.compile(
+    r"\b(?:not|isn.?t|is not|no|nothing|never|wasn.?t) (?:an? |una? )?(?:emergency|urgent|urgencia)"
+    r"|\bno (?:es|era|hay) (?:una |ninguna )?(?:emergencia|urgencia)"
+)
+EMERGENCY_WORD = re.compile(r"\b(?:emergency|emergencia)\b")
+BEREAVEMENT_PHRASES = [
+    # people only: "my phone died" is not a bereavement
+    r"\b(?:she|he|mom|mum|mother|dad|father|husband|wife|son|daughter|patient|grandma|grandpa|"
+    r"grandmother|grandfather|brother|sister|aunt|uncle|partner) (?:has |had )?"
+    r"(?:died|passed away|passed on)\b",
+    r"\bpassed away\b",
+    r"\b(?:she|he) (?:is|has) (?:gone|passed)\b",
+    r"\bis (?:deceased|dead|no longer with us)\b",
+    r"\b(?:was|belonged to) my (?:late )?\w+(?:'s)? (?:phone|number)\b.*\b(?:died|passed)\b",
+    r"\bmy late (?:mother|father|mom|dad|husband|wife|son|daughter|brother|sister)\b",
+    r"\bfalleci[oó]\b|\bfallecio\b|\bfallecida?\b|\bmuri[oó]\b|\bmurio\b",
+    r"\bya no esta con nosotros\b",
+    r"\bq\.?e\.?p\.?d\b|\bdescanse en paz\b|\brest in peace\b",
+]
+NEGATED_YES = [
+    r"\b(?:can.?t|cannot|can not|won.?t|will not|couldn.?t|could not|not) (?:\w+ ){0,2}"
+    r"(?:say yes|accept|take it|make it|come|do it|go|be there|attend)\b",
+    r"\bno way\b",
+    r"\bnot (?:this|that) (?:one|time)\b",
+    r"\b(?:unable|not able) to\b",
+    r"\bno (?:puedo|podre|podria|voy a poder)\b",
+    r"\bno (?:me )?(?:la )?(?:quiero|acepto|tomo)\b",
+    r"\bimposible\b",
+]
+# "yes ... but I can't", "sí, pero no puedo": a refusal after the yes
+CONTRAST = re.compile(r"\b(?:but|though|although|except|pero|aunque|sin embargo)\b(?P<rest>.*)$")
+REFUSAL_AFTER_CONTRAST = re.compile(
+    r"\b(?:can.?t|cannot|can not|won.?t|couldn.?t|not|no|unable|busy|working|imposible|"
+    r"ocupad[oa]|trabajo)\b"
+)
+CONDITIONS = [
+    r"\b(?:as long as|only if|provided (?:that )?|so long as|on condition)\b",
+    # any "if" attached to a yes is a condition, but "if possible" or "if you want"
+    r"\bif\b(?! (?:possible|you (?:want|like|need|prefer)|that.?s ok|ok)\b)",
+    r"\b(?:with|w/) (?:my|the same) (?:usual |regular |own )?(?:doctor|dr|provider|physician|np)\b",
+    r"\bsiempre (?:y )?(?:que|cuando)\b",
+    r"\bsolo si\b|\bsolamente si\b|\bcon tal (?:de )?que\b",
+    r"\bsi (?:hay|me dejan|se puede|puedo (?:llevar|traer|ir con)|no es|tengo que)\b",
+    r"\bsi es con\b|\bcon (?:mi|el mismo|la misma) (?:doctor|doctora|medico|medica)\b",
+]
+# Words of assent: without one, a predicted accept is asked about before anything is claimed.
+ASSENT = re.compile(
+    r"\b(?:yes|yess+|yeah|yea|yep|yup|ya|ok|okay|okey|k|sure|certainly|absolutely|definitely|"
+    r"of course|please|pls|plz|book|booked|take it|i.?ll take|want it|works|work for me|"
+    r"sounds good|perfect|great|i.?m in|count me in|deal|confirm|confirmed|accept|be there|"
+    r"see you|i.?ll come|coming|put me|sign me|love to|love it|would love|si|claro|"
+    r"vale|dale|listo|perfecto|acepto|la tomo|la quiero|lo tomo|me interesa|por supuesto|"
+    r"porfa|por favor|ahi estare|alli estare|cuenten conmigo|de acuerdo|sale|andale|bueno)\b"
+)
+ASSENT_SIGNS = re.compile("[\U0001F44D\U0001F44C\u2705\u2714\U0001F64C]")  # thumbs up, ok, check
+LONE_Y = re.compile(r"^\W*y\W*$")  # "Y", the shortest yes
+# A clear yes in a message the model filed elsewhere ("Yes, thanks!", a long friendly message).
+CLEAR_YES = re.compile(
+    r"^\W*(?:yes|yess+|yeah|yep|yup|si)\b|\b(?:yes|yeah|yep|absolutely|definitely)\b|"
+    r"\bi.?(?:ll|will) take it\b|\bi.?d love (?:it|to)\b|\bcount me in\b|"
+    r"\bla (?:tomo|quiero)\b|\bclaro que si\b"
+)
+WEAK_ACCEPT_CONFIDENCE = 0.6  # below the claim threshold (0.80): the patient is asked to confirm
+SAFETY_INTENTS = frozenset({"opt_out", "opt_in", "help", "emergency", "bereavement"})
+
+
+def plain(text: str) -> str:
+    """Lower case, no accents, straight apostrophes."""
+    decomposed = unicodedata.normalize(
+        "NFKD", text.casefold().replace("\u2019", "'").replace("\u2018", "'")
+    )
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _any(patterns: list[re.Pattern[str]], text: str) -> bool:
+    return any(p.search(text) for p in patterns)
+
+
+_OPT_OUT = [re.compile(p) for p in OPT_OUT_PHRASES]
+_BEREAVEMENT = [re.compile(p) for p in BEREAVEMENT_PHRASES]
+_NEGATED_YES = [re.compile(p) for p in NEGATED_YES]
+_CONDITIONS = [re.compile(p) for p in CONDITIONS]
+_KEYWORDS = {intent: words for intent, words in KEYWORDS.items()}
+
+
+def reports_emergency(text: str) -> bool:
+    """An emergency phrase, unless the only one is the word "emergency" said to be absent."""
+    if not is_emergency(text):
+        return False
+    flat = plain(text)
+    if NOT_AN_EMERGENCY.search(flat):
+        return is_emergency(EMERGENCY_WORD.sub(" ", NOT_AN_EMERGENCY.sub(" ", flat)))
+    return True
+
+
+# eagerness, not refusal: "can't wait to come"
+EAGER = re.compile(r"\b(?:can.?t|cannot|can not) wait\b|\bno problem\b|\bwhy not\b")
+
+
+def is_refusal(flat: str) -> bool:
+    flat = EAGER.sub(" ", flat)
+    if _any(_NEGATED_YES, flat):
+        return True
+    contrast = CONTRAST.search(flat)
+    return bool(contrast and REFUSAL_AFTER_CONTRAST.search(contrast.group("rest")))
+
+
+def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float] | None:
+    """The intent (and confidence) the safety order imposes, or None to keep the classifier's."""
+    keyword = keyword_intent(text, _KEYWORDS)
+    if keyword is not None:
+        return keyword, 1.0
+    flat = plain(text)
+    if _any(_OPT_OUT, flat):
+        return "opt_out", 1.0
+    # A death told in the past tense is a bereavement, even when it names the cause ("he died of a
+    # heart attack in August"): condolences, never the 911 text. A present emergency comes next.
+    if _any(_BEREAVEMENT, flat):
+        return "bereavement", 1.0
+    if reports_emergency(text):
+        return "emergency", 1.0
+    if intent in SAFETY_INTENTS:
+        return None
+    if intent == "accept":
+        if is_refusal(flat):
+            return "decline", max(confidence, 0.9)
+        if _any(_CONDITIONS, flat):
+            return "conditional_accept", 1.0
+        if not (ASSENT.search(flat) or ASSENT_SIGNS.search(text) or LONE_Y.match(flat)):
+            return "accept", min(confidence, WEAK_ACCEPT_CONFIDENCE)
+        return None
+    if intent in ("thanks", "greet", "out_of_scope", "nlu_fallback") and CLEAR_YES.search(flat):
+        if not is_refusal(flat) and not _any(_CONDITIONS, flat):
+            return "accept", WEAK_ACCEPT_CONFIDENCE
+    return None
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class SafetyOrder(GraphComponent):
+    """Applies the fixed safety order to the classifiers' intent (runs last in the pipeline)."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SafetyOrder:
+        return cls()
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if not text or text.startswith("/"):
+                continue  # an intent sent by our own code, not a patient's words
+            predicted = message.get(INTENT) or {}
+            decision = decide(
+                text,
+                predicted.get(INTENT_NAME_KEY),
+                float(predicted.get(PREDICTED_CONFIDENCE_KEY) or 0.0),
+            )
+            if decision is None:
+                continue
+            intent, confidence = decision
+            if confidence >= 1.0:
+                override_intent(message, intent)
+            else:
+                prediction = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: confidence}
+                message.set(INTENT, prediction, add_to_output=True)
+                ranking = [
+                    entry
+                    for entry in message.get(INTENT_RANKING_KEY) or []
+                    if entry.get(INTENT_NAME_KEY) != intent
+                ]
+                message.set(INTENT_RANKING_KEY, [prediction, *ranking], add_to_output=True)
+        return messages
