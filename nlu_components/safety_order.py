@@ -65,6 +65,12 @@ OPT_OUT_PHRASES = [
     r"\bno (?:mas|quiero mas) mensajes\b",
     r"\b(?:borren|quiten|eliminen) mi numero\b",
 ]
+# A clause that is nothing but a stop word: "I never signed up for this, stop", "basta ya".
+STOP_CLAUSES = frozenset(
+    {"stop", "stop it", "stop now", "please stop", "stop please", "stop pls", "unsubscribe",
+     "parar", "para ya", "basta", "basta ya", "ya basta", "alto", "alto ya"}
+)
+CLAUSE_BREAK = re.compile(r"[,.;:!?\n]+")
 # "it's not an emergency" mentions the word without reporting one.
 NOT_AN_EMERGENCY = re.compile(
     r"\b(?:not|isn.?t|is not|no|nothing|never|wasn.?t) (?:an? |una? )?(?:emergency|urgent|urgencia)"
@@ -78,6 +84,9 @@ BEREAVEMENT_PHRASES = [
     r"(?:died|passed away|passed on)\b",
     r"\bpassed away\b",
     r"\b(?:she|he) (?:is|has) (?:gone|passed)\b",
+    # "she passed in September", "he passed last week"; not "he passed the test"
+    r"\b(?:she|he|mom|mum|mother|dad|father|husband|wife) passed (?:in|on|last|this|recently|earlier|"
+    r"a few|\d)",
     r"\bis (?:deceased|dead|no longer with us)\b",
     r"\b(?:was|belonged to) my (?:late )?\w+(?:'s)? (?:phone|number)\b.*\b(?:died|passed)\b",
     r"\bmy late (?:mother|father|mom|dad|husband|wife|son|daughter|brother|sister)\b",
@@ -121,11 +130,24 @@ ASSENT = re.compile(
     r"porfa|por favor|ahi estare|alli estare|cuenten conmigo|de acuerdo|sale|andale|bueno)\b"
 )
 ASSENT_SIGNS = re.compile("[\U0001F44D\U0001F44C\u2705\u2714\U0001F64C]")  # thumbs up, ok, check
+# Both ways at once ("maybe yes", "yes or no", "si no se"): asked about, never claimed.
+AMBIVALENT = re.compile(
+    r"\b(?:maybe|perhaps|not sure|idk|quizas?|tal vez|no se(?! preocup)|no estoy segur[oa])\b|"
+    r"\b(?:yes|si)\W+(?:or\W+|o\W+)?no\b|\bno\W+(?:or\W+|o\W+)?(?:yes|si)\b"
+)
+# A yes that opens the message: with a condition it is a conditional yes even when the model read
+# it as a counter-proposal or a question ("yes if you can promise I'm out by 10:30").
+LEADING_ASSENT = re.compile(
+    r"^\W*(?:yes|yeah|yep|yup|ok|okay|sure|si|claro|acepto|vale|dale|bueno)\b"
+)
 LONE_Y = re.compile(r"^\W*y\W*$")  # "Y", the shortest yes
 # A clear yes in a message the model filed elsewhere ("Yes, thanks!", a long friendly message).
+# Under thanks or a greeting, an opening yes counts ("Yes, thanks!"); under out-of-scope or the
+# fallback it takes "yes" itself or a phrase that takes the slot, since "yeah the traffic was awful"
+# and "absolutely freezing" are chatter.
+OPENING_YES = re.compile(r"^\W*(?:yes|yess+|yeah|yep|yup|si)\b")
 CLEAR_YES = re.compile(
-    r"^\W*(?:yes|yess+|yeah|yep|yup|si)\b|\b(?:yes|yeah|yep|absolutely|definitely)\b|"
-    r"\bi.?(?:ll|will) take it\b|\bi.?d love (?:it|to)\b|\bcount me in\b|"
+    r"\byes\b|\bi.?(?:ll|will) take it\b|\bi.?d love (?:it|to)\b|\bcount me in\b|"
     r"\bla (?:tomo|quiero)\b|\bclaro que si\b"
 )
 WEAK_ACCEPT_CONFIDENCE = 0.6  # below the claim threshold (0.80): the patient is asked to confirm
@@ -179,12 +201,15 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
     if keyword is not None:
         return keyword, 1.0
     flat = plain(text)
-    if _any(_OPT_OUT, flat):
-        return "opt_out", 1.0
     # A death told in the past tense is a bereavement, even when it names the cause ("he died of a
-    # heart attack in August"): condolences, never the 911 text. A present emergency comes next.
+    # heart attack in August") or asks us to stop ("she passed, please stop texting her"): the
+    # bereavement path stops every text to the number, as an opt-out does, and also tells staff.
     if _any(_BEREAVEMENT, flat):
         return "bereavement", 1.0
+    if _any(_OPT_OUT, flat) or any(
+        clause.strip() in STOP_CLAUSES for clause in CLAUSE_BREAK.split(flat)
+    ):
+        return "opt_out", 1.0
     if reports_emergency(text):
         return "emergency", 1.0
     if intent in SAFETY_INTENTS:
@@ -194,11 +219,19 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
             return "decline", max(confidence, 0.9)
         if _any(_CONDITIONS, flat):
             return "conditional_accept", 1.0
+        if AMBIVALENT.search(flat):
+            return "accept", min(confidence, WEAK_ACCEPT_CONFIDENCE)
         if not (ASSENT.search(flat) or ASSENT_SIGNS.search(text) or LONE_Y.match(flat)):
             return "accept", min(confidence, WEAK_ACCEPT_CONFIDENCE)
         return None
-    if intent in ("thanks", "greet", "out_of_scope", "nlu_fallback") and CLEAR_YES.search(flat):
-        if not is_refusal(flat) and not _any(_CONDITIONS, flat):
+    if intent in ("counter_proposal", "offer_details") and LEADING_ASSENT.search(flat):
+        if _any(_CONDITIONS, flat) and not is_refusal(flat):
+            return "conditional_accept", 1.0
+    said_yes = CLEAR_YES.search(flat) or (
+        intent in ("thanks", "greet") and OPENING_YES.search(flat)
+    )
+    if intent in ("thanks", "greet", "out_of_scope", "nlu_fallback") and said_yes:
+        if not (is_refusal(flat) or _any(_CONDITIONS, flat) or AMBIVALENT.search(flat)):
             return "accept", WEAK_ACCEPT_CONFIDENCE
     return None
 

@@ -33,6 +33,9 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         ("dejen de mandarme mensajes por favor", "out_of_scope", "opt_out"),
         ("please stop texting me I have chest pain", "emergency", "opt_out"),
         ("quit texting me please, not an emergency", "emergency", "opt_out"),
+        # a clause that is only a stop word
+        ("I never asked for these, stop", "wrong_number", "opt_out"),
+        ("ya no vivo ahi. basta ya", "wrong_number", "opt_out"),
         # then an emergency
         ("my chest hurts, I can't breathe", "accept", "emergency"),
         ("no puedo respirar", "decline", "emergency"),
@@ -41,6 +44,9 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         ("he passed away last month", "decline", "bereavement"),
         ("mi esposo falleció", "out_of_scope", "bereavement"),
         ("she died of a stroke last spring, this is her daughter", "emergency", "bereavement"),
+        ("he passed last week", "decline", "bereavement"),
+        # a death with a request to stop: the bereavement path stops texts too and tells staff
+        ("my father passed away, please stop texting this number", "opt_out", "bereavement"),
         # negation and contrast are declines, never claims
         ("no way I can say yes to that", "accept", "decline"),
         ("yes I saw it but I can't make it", "accept", "decline"),
@@ -49,6 +55,9 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         ("yes as long as it's with my usual doctor", "accept", "conditional_accept"),
         ("sí, siempre que sea con mi doctora", "accept", "conditional_accept"),
         ("sure, if my sister can drive me", "accept", "conditional_accept"),
+        # ... even when the model read it as a counter-proposal or a question
+        ("yes if I can be done before noon", "counter_proposal", "conditional_accept"),
+        ("acepto si me dejan salir temprano", "offer_details", "conditional_accept"),
         # clear single-word keywords in Spanish
         ("ayuda", "out_of_scope", "help"),
     ],
@@ -117,3 +126,24 @@ def test_the_language_slot_is_set_before_any_action_from_the_patients_words() ->
     assert events == []
     spanish_already = make_tracker("gracias", slots={"language": "es"})
     assert run_action(ActionDetectLanguage(), spanish_already)[1] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "model_said"),
+    [
+        ("absolutely freezing out there", "out_of_scope"),
+        ("yeah the traffic was awful", "out_of_scope"),
+        ("definitely need a nap", "out_of_scope"),
+        ("he passed the driving test", "out_of_scope"),
+        ("could it be friday instead?", "counter_proposal"),
+    ],
+)
+def test_chatter_and_questions_keep_the_models_intent(text: str, model_said: str) -> None:
+    assert run(text, model_said, 0.9) == (model_said, 0.9)
+
+
+@pytest.mark.parametrize("text", ["maybe yes", "yes or no?", "si no se", "sí, quizás"])
+def test_a_yes_both_ways_is_asked_about(text: str) -> None:
+    assert run(text, "accept", 0.97) == ("accept", WEAK_ACCEPT_CONFIDENCE)
+    name, _ = run(text, "out_of_scope", 0.7)
+    assert name == "out_of_scope"

@@ -6,6 +6,7 @@ own YAML reader and checks it against the intents in domain.yml.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.shared.nlu.training_data.message import Message
 
 from nlu_components.carrier_keywords import DEFAULT_KEYWORDS, keyword_intent
+from nlu_components.safety_order import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
@@ -82,3 +84,19 @@ def test_no_bare_carrier_keyword(examples: list[Message]) -> None:
     # Code, not the classifier, answers STOP, START, HELP, ...: they would only flatter it.
     bare = [m.get("text") for m in examples if keyword_intent(m.get("text"), DEFAULT_KEYWORDS)]
     assert not bare
+
+
+def _same_words(text: str) -> str:
+    """Case, accents, punctuation and spacing aside: the words a classifier sees."""
+    return " ".join(re.findall(r"\w+", plain(text)))
+
+
+def test_no_message_is_in_the_training_data(examples: list[Message]) -> None:
+    # A held-out message that is also a training example measures memory, not reading.
+    training = set()
+    for path in sorted((ROOT / "data" / "nlu").glob("*.yml")):
+        training.update(
+            _same_words(m.get("text")) for m in RasaYAMLReader().read(str(path)).intent_examples
+        )
+    overlap = sorted(m.get("text") for m in examples if _same_words(m.get("text")) in training)
+    assert not overlap, f"held-out messages found in data/nlu/: {overlap}"
