@@ -1,9 +1,12 @@
 """The last word on a message's intent, in a fixed order decided in code:
 
-1. an explicit opt-out wins over everything: a single carrier keyword (STOP, PARAR, BASTA ...) or a
-   phrase that asks for no more texts ("stop messaging me", "no me escriban mas");
+1. an explicit opt-out wins over everything: a single carrier keyword (STOP, PARAR, BASTA ...), a
+   clause that is only a stop word ("I never asked for these, stop") or a phrase that asks for no
+   more texts ("stop messaging me", "no me escriban mas");
 2. then a death told in the past tense ("this was my mother's phone, she died in March", "he died
-   of a heart attack in August"): condolences and no more texts, never the 911 reply;
+   of a heart attack in August"): condolences and no more texts, never the 911 reply. It is checked
+   before the opt-out phrases because "she passed, please stop texting her" must reach staff too;
+   the bereavement path silences the number just as an opt-out does;
 3. then an emergency ("chest pain", "no puedo respirar"), unless the message says it is not one;
 4. then the claim guard: a slot is only claimed on an unambiguous yes. A predicted `accept` that is
    negated or followed by a refusal ("no way I can say yes", "yes ... but I can't") becomes
@@ -67,8 +70,22 @@ OPT_OUT_PHRASES = [
 ]
 # A clause that is nothing but a stop word: "I never signed up for this, stop", "basta ya".
 STOP_CLAUSES = frozenset(
-    {"stop", "stop it", "stop now", "please stop", "stop please", "stop pls", "unsubscribe",
-     "parar", "para ya", "basta", "basta ya", "ya basta", "alto", "alto ya"}
+    {
+        "stop",
+        "stop it",
+        "stop now",
+        "please stop",
+        "stop please",
+        "stop pls",
+        "unsubscribe",
+        "parar",
+        "para ya",
+        "basta",
+        "basta ya",
+        "ya basta",
+        "alto",
+        "alto ya",
+    }
 )
 CLAUSE_BREAK = re.compile(r"[,.;:!?\n]+")
 # "it's not an emergency" mentions the word without reporting one.
@@ -129,7 +146,7 @@ ASSENT = re.compile(
     r"vale|dale|listo|perfecto|acepto|la tomo|la quiero|lo tomo|me interesa|por supuesto|"
     r"porfa|por favor|ahi estare|alli estare|cuenten conmigo|de acuerdo|sale|andale|bueno)\b"
 )
-ASSENT_SIGNS = re.compile("[\U0001F44D\U0001F44C\u2705\u2714\U0001F64C]")  # thumbs up, ok, check
+ASSENT_SIGNS = re.compile("[\U0001f44d\U0001f44c\u2705\u2714\U0001f64c]")  # thumbs up, ok, check
 # Both ways at once ("maybe yes", "yes or no", "si no se"): asked about, never claimed.
 AMBIVALENT = re.compile(
     r"\b(?:maybe|perhaps|not sure|idk|quizas?|tal vez|no se(?! preocup)|no estoy segur[oa])\b|"
