@@ -88,6 +88,12 @@ STOP_CLAUSES = frozenset(
     }
 )
 CLAUSE_BREAK = re.compile(r"[,.;:!?\n]+")
+# Asking to be texted again names the opt-out it undoes ("undo unsubscribe", "unstop please"): it
+# is not an opt-out, and the model decides among opt_in and the rest.
+UNDOES_OPT_OUT = re.compile(
+    r"\b(?:undo|reverse|cancel|take back) (?:my |the )?(?:unsubscribe|opt.?out|stop)\b|"
+    r"\bunstop\b|\bresubscribe\b|\bre.?subscribe\b"
+)
 # "it's not an emergency" mentions the word without reporting one.
 NOT_AN_EMERGENCY = re.compile(
     r"\b(?:not|isn.?t|is not|no|nothing|never|wasn.?t) (?:an? |una? )?(?:emergency|urgent|urgencia)"
@@ -115,6 +121,8 @@ NEGATED_YES = [
     r"\b(?:can.?t|cannot|can not|won.?t|will not|couldn.?t|could not|not) (?:\w+ ){0,2}"
     r"(?:say yes|accept|take it|make it|come|do it|go|be there|attend)\b",
     r"\bno way\b",
+    r"\b(?:don.?t|do not|dont) (?:\w+ ){0,2}(?:want|need|like) (?:it|that|this|the)\b",
+    r"\b(?:absolutely|certainly|definitely|of course|hell) not\b|\bnot interested\b",
     r"\bnot (?:this|that) (?:one|time)\b",
     r"\b(?:unable|not able) to\b",
     r"\bno (?:puedo|podre|podria|voy a poder)\b",
@@ -137,6 +145,11 @@ CONDITIONS = [
     r"\bsi (?:hay|me dejan|se puede|puedo (?:llevar|traer|ir con)|no es|tengo que)\b",
     r"\bsi es con\b|\bcon (?:mi|el mismo|la misma) (?:doctor|doctora|medico|medica)\b",
 ]
+SPANISH_IF = re.compile(
+    r"(?:^|,)\s*si\s+(?!(?:por favor|porfa|claro|gracias|quiero|la quiero|lo quiero|acepto|voy|"
+    r"puedo|me interesa|perfecto|ok|va|dale|vale|seño|señor|señora|ahí|allí|estaré|la tomo|"
+    r"me la quedo|cuenten|con gusto|de acuerdo|está bien|esta bien|porfavor)\b)[^,.!?]{6,},"
+)
 # Words of assent: without one, a predicted accept is asked about before anything is claimed.
 ASSENT = re.compile(
     r"\b(?:yes|yess+|yeah|yea|yep|yup|ya|ok|okay|okey|k|sure|certainly|absolutely|definitely|"
@@ -212,6 +225,24 @@ def is_refusal(flat: str) -> bool:
     return bool(contrast and REFUSAL_AFTER_CONTRAST.search(contrast.group("rest")))
 
 
+def asks_to_stop(flat: str) -> bool:
+    """A phrase, or a clause of its own, that asks for no more texts."""
+    if UNDOES_OPT_OUT.search(flat):
+        return False
+    clauses = (clause.strip() for clause in CLAUSE_BREAK.split(flat))
+    return _any(_OPT_OUT, flat) or any(clause in STOP_CLAUSES for clause in clauses)
+
+
+def has_condition(text: str, flat: str) -> bool:
+    """A condition attached to the yes: "as long as ...", "only if ...", "si me atiende mi doctora".
+
+    Spanish "si" without its accent is "if" ("si la cubre mi seguro, sí la tomo"); patients also
+    drop the accent of "sí" (yes), so an unaccented "si" only counts as "if" when a clause of a
+    few words follows it up to a comma, and that clause does not begin with a word of assent.
+    """
+    return _any(_CONDITIONS, flat) or bool(SPANISH_IF.search(text.casefold()))
+
+
 def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float] | None:
     """The intent (and confidence) the safety order imposes, or None to keep the classifier's."""
     keyword = keyword_intent(text, _KEYWORDS)
@@ -223,9 +254,7 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
     # bereavement path stops every text to the number, as an opt-out does, and also tells staff.
     if _any(_BEREAVEMENT, flat):
         return "bereavement", 1.0
-    if _any(_OPT_OUT, flat) or any(
-        clause.strip() in STOP_CLAUSES for clause in CLAUSE_BREAK.split(flat)
-    ):
+    if asks_to_stop(flat):
         return "opt_out", 1.0
     if reports_emergency(text):
         return "emergency", 1.0
@@ -234,7 +263,7 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
     if intent == "accept":
         if is_refusal(flat):
             return "decline", max(confidence, 0.9)
-        if _any(_CONDITIONS, flat):
+        if has_condition(text, flat):
             return "conditional_accept", 1.0
         if AMBIVALENT.search(flat):
             return "accept", min(confidence, WEAK_ACCEPT_CONFIDENCE)
@@ -242,13 +271,13 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
             return "accept", min(confidence, WEAK_ACCEPT_CONFIDENCE)
         return None
     if intent in ("counter_proposal", "offer_details") and LEADING_ASSENT.search(flat):
-        if _any(_CONDITIONS, flat) and not is_refusal(flat):
+        if has_condition(text, flat) and not is_refusal(flat):
             return "conditional_accept", 1.0
     said_yes = CLEAR_YES.search(flat) or (
         intent in ("thanks", "greet") and OPENING_YES.search(flat)
     )
     if intent in ("thanks", "greet", "out_of_scope", "nlu_fallback") and said_yes:
-        if not (is_refusal(flat) or _any(_CONDITIONS, flat) or AMBIVALENT.search(flat)):
+        if not (is_refusal(flat) or has_condition(text, flat) or AMBIVALENT.search(flat)):
             return "accept", WEAK_ACCEPT_CONFIDENCE
     return None
 

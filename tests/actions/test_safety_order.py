@@ -51,6 +51,8 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         ("no way I can say yes to that", "accept", "decline"),
         ("yes I saw it but I can't make it", "accept", "decline"),
         ("sí, pero no puedo ese día", "accept", "decline"),
+        ("i dont want it", "accept", "decline"),
+        ("absolutely not", "accept", "decline"),
         # a condition the offer cannot satisfy is asked about
         ("yes as long as it's with my usual doctor", "accept", "conditional_accept"),
         ("sí, siempre que sea con mi doctora", "accept", "conditional_accept"),
@@ -58,6 +60,10 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         # ... even when the model read it as a counter-proposal or a question
         ("yes if I can be done before noon", "counter_proposal", "conditional_accept"),
         ("acepto si me dejan salir temprano", "offer_details", "conditional_accept"),
+        # Spanish "si" without its accent is "if" when a clause follows it up to a comma
+        ("si me atiende mi doctora, sí voy", "accept", "conditional_accept"),
+        ("si la cubre mi seguro, sí la tomo", "accept", "conditional_accept"),
+        ("sí, si es rapidito, tengo que regresar al trabajo", "accept", "conditional_accept"),
         # clear single-word keywords in Spanish
         ("ayuda", "out_of_scope", "help"),
     ],
@@ -135,6 +141,13 @@ def test_the_language_slot_is_set_before_any_action_from_the_patients_words() ->
         ("yeah the traffic was awful", "out_of_scope"),
         ("definitely need a nap", "out_of_scope"),
         ("he passed the driving test", "out_of_scope"),
+        # asking to be texted again is not an opt-out, whatever word it undoes
+        ("undo unsubscribe", "opt_in"),
+        ("unstop please", "opt_in"),
+        # an unaccented "sí" is still a yes
+        ("si claro, ahí estaré", "accept"),
+        ("si quiero, gracias", "accept"),
+        ("si, a las 10 está perfecto, gracias", "accept"),
         ("could it be friday instead?", "counter_proposal"),
     ],
 )
