@@ -117,6 +117,13 @@ BEREAVEMENT_PHRASES = [
     r"\bya no esta con nosotros\b",
     r"\bq\.?e\.?p\.?d\b|\bdescanse en paz\b|\brest in peace\b",
 ]
+# Things, not people: "se me murio el celular", "my phone's battery died".
+DEVICE_DIED = re.compile(
+    r"\b(?:phone|cell|cellphone|battery|telefono|celular|cel|bateria|pila|carro|coche|car|laptop|"
+    r"compu|computadora|tele|tv|planta|plant)\b(?:\s+\w+){0,2}\s+(?:died|dead|muri|murio)\b|"
+    r"\b(?:died|murio|muri)\s+(?:el|la|mi)\s+(?:celular|telefono|cel|bateria|pila|carro|coche|"
+    r"compu|computadora|tele|planta)\b"
+)
 NEGATED_YES = [
     r"\b(?:can.?t|cannot|can not|won.?t|will not|couldn.?t|could not|not) (?:\w+ ){0,2}"
     r"(?:say yes|accept|take it|make it|come|do it|go|be there|attend)\b",
@@ -252,7 +259,7 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
     # A death told in the past tense is a bereavement, even when it names the cause ("he died of a
     # heart attack in August") or asks us to stop ("she passed, please stop texting her"): the
     # bereavement path stops every text to the number, as an opt-out does, and also tells staff.
-    if _any(_BEREAVEMENT, flat):
+    if _any(_BEREAVEMENT, flat) and not DEVICE_DIED.search(flat):
         return "bereavement", 1.0
     if asks_to_stop(flat):
         return "opt_out", 1.0

@@ -141,6 +141,9 @@ def test_the_language_slot_is_set_before_any_action_from_the_patients_words() ->
         ("yeah the traffic was awful", "out_of_scope"),
         ("definitely need a nap", "out_of_scope"),
         ("he passed the driving test", "out_of_scope"),
+        # a phone that died is not a bereavement (that path silences the number for good)
+        ("se me murió el celular, perdón por no contestar", "out_of_scope"),
+        ("mi cel se murio jaja", "out_of_scope"),
         # asking to be texted again is not an opt-out, whatever word it undoes
         ("undo unsubscribe", "opt_in"),
         ("unstop please", "opt_in"),
