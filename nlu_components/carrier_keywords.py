@@ -1,31 +1,23 @@
 """Deterministic carrier keywords (STOP, START, HELP, ...).
 
 Carriers and Twilio treat these single-word messages as commands, so the
-assistant must never leave them to a statistical classifier. This component
-runs after the classifiers (and after the FallbackClassifier) and overrides
-the intent with confidence 1.0 when the whole message is one keyword.
-A longer message such as "STOP please" is left to NLU.
+assistant must never leave them to a statistical classifier. The safety order
+(safety_order.py, last in the pipeline) uses these helpers to override the
+intent with confidence 1.0 when the whole message is one keyword.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
-from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
     INTENT_RANKING_KEY,
     PREDICTED_CONFIDENCE_KEY,
-    TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
 
 DEFAULT_KEYWORDS: dict[str, list[str]] = {
     "opt_out": [
@@ -79,43 +71,3 @@ def override_intent(message: Message, intent: str) -> None:
         if entry.get(INTENT_NAME_KEY) != intent
     ]
     message.set(INTENT_RANKING_KEY, [dict(prediction)] + ranking, add_to_output=True)
-
-
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class CarrierKeywordClassifier(GraphComponent):
-    """Overrides the predicted intent for single-word carrier keywords."""
-
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        """Keywords per intent; lower case, compared after normalisation."""
-        return {"keywords": DEFAULT_KEYWORDS}
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        raw: dict[str, list[str]] = config.get("keywords") or DEFAULT_KEYWORDS
-        self._keywords = {
-            intent: [normalise_keyword(word) for word in words] for intent, words in raw.items()
-        }
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> CarrierKeywordClassifier:
-        """Creates the component; there is nothing to train or persist."""
-        return cls(config)
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Training data passes through untouched."""
-        return training_data
-
-    def process(self, messages: list[Message]) -> list[Message]:
-        """Overrides the intent of messages that are exactly one keyword."""
-        for message in messages:
-            intent = keyword_intent(message.get(TEXT), self._keywords)
-            if intent is None:
-                continue
-            override_intent(message, intent)
-        return messages

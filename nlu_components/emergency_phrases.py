@@ -11,17 +11,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
-
-from rasa.engine.graph import ExecutionContext, GraphComponent
-from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import TEXT
-from rasa.shared.nlu.training_data.message import Message
-from rasa.shared.nlu.training_data.training_data import TrainingData
-
-from nlu_components.carrier_keywords import override_intent
 
 # Matched against lower-case text without accents ("está" -> "esta").
 DEFAULT_PATTERNS: list[str] = [
@@ -92,39 +81,3 @@ def is_emergency(text: str | None, patterns: list[re.Pattern] | None = None) -> 
 
 
 _COMPILED = [re.compile(p) for p in DEFAULT_PATTERNS]
-
-
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class EmergencyPhraseClassifier(GraphComponent):
-    """Overrides the predicted intent with `emergency` on an emergency phrase."""
-
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        """Regular expressions over lower-case, accent-free text."""
-        return {"patterns": DEFAULT_PATTERNS, "intent": "emergency"}
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._patterns = [re.compile(p) for p in config.get("patterns") or DEFAULT_PATTERNS]
-        self._intent: str = config.get("intent") or "emergency"
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> EmergencyPhraseClassifier:
-        """Creates the component; there is nothing to train or persist."""
-        return cls(config)
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        """Training data passes through untouched."""
-        return training_data
-
-    def process(self, messages: list[Message]) -> list[Message]:
-        """Overrides the intent of messages that mention an emergency."""
-        for message in messages:
-            if is_emergency(message.get(TEXT), self._patterns):
-                override_intent(message, self._intent)
-        return messages

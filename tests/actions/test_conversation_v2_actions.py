@@ -107,12 +107,12 @@ def test_a_silent_opt_out_that_could_not_be_recorded_fails_the_turn_for_a_retry(
 
 def test_the_language_the_patient_wrote_in_reaches_the_backend() -> None:
     backend = FakeBackend(
-        answer("claimed", OFFER, patient={"language": "es", "opted_out": False, "on_waitlist": False})
+        answer(
+            "claimed", OFFER, patient={"language": "es", "opted_out": False, "on_waitlist": False}
+        )
     )
     messages, events = run_action(ActionAccept(backend), make_tracker("¡Sí!"))
-    assert backend.calls == [
-        ("accept", {"phone": PHONE, "message_id": "SM0001", "language": "es"})
-    ]
+    assert backend.calls == [("accept", {"phone": PHONE, "message_id": "SM0001", "language": "es"})]
     assert slots_set(events)["language"] == "es"
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rasa.shared.nlu.training_data.message import Message
 
-from nlu_components.emergency_phrases import EmergencyPhraseClassifier, is_emergency
+from nlu_components.emergency_phrases import is_emergency
+from nlu_components.safety_order import SafetyOrder
 
 
 def classified(text: str, intent: str, confidence: float) -> Message:
@@ -49,13 +50,11 @@ def test_ordinary_messages(text) -> None:
 
 
 def test_overrides_a_confident_yes() -> None:
-    component = EmergencyPhraseClassifier(EmergencyPhraseClassifier.get_default_config())
-    [message] = component.process([classified("yes!! chest pain though", "accept", 0.99)])
+    [message] = SafetyOrder().process([classified("yes!! chest pain though", "accept", 0.99)])
     assert message.get("intent") == {"name": "emergency", "confidence": 1.0}
     assert message.get("intent_ranking")[0]["name"] == "emergency"
 
 
 def test_leaves_other_messages_alone() -> None:
-    component = EmergencyPhraseClassifier(EmergencyPhraseClassifier.get_default_config())
-    [message] = component.process([classified("yes please", "accept", 0.97)])
+    [message] = SafetyOrder().process([classified("yes please", "accept", 0.97)])
     assert message.get("intent") == {"name": "accept", "confidence": 0.97}

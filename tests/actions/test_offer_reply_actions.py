@@ -38,7 +38,9 @@ def clock():
 
 def test_clear_yes_claims_and_confirms_with_date_time_location() -> None:
     backend = FakeBackend(
-        answer("claimed", OFFER, patient={"language": "es", "opted_out": False, "on_waitlist": False})
+        answer(
+            "claimed", OFFER, patient={"language": "es", "opted_out": False, "on_waitlist": False}
+        )
     )
     messages, events = run_action(ActionAccept(backend), make_tracker("yes", confidence=0.98))
 

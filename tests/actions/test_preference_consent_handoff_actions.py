@@ -85,7 +85,9 @@ def test_leave_waitlist(outcome, expected) -> None:
 
 @pytest.mark.parametrize("outcome", ["opted_out", "unknown_patient"])
 def test_opt_out_always_confirms(outcome) -> None:
-    backend = FakeBackend(answer(outcome, patient={"language": "es", "opted_out": True, "on_waitlist": True}))
+    backend = FakeBackend(
+        answer(outcome, patient={"language": "es", "opted_out": True, "on_waitlist": True})
+    )
     messages, events = run_action(ActionOptOut(backend), make_tracker("STOP", intent="opt_out"))
     assert backend.calls[0][0] == "opt_out"
     assert responses(messages) == ["utter_opted_out"]
