@@ -43,8 +43,9 @@ LOAD_SQL = [
               :now - (random() * 730) * interval '1 day'
        FROM (SELECT i, random() AS r FROM generate_series(1, :n) i) s""",
     """INSERT INTO cancellations (provider_id, location, slot_start, slot_end, status, created_at)
-       SELECT 1 + (i % 200), 'Site 1', :now - interval '3 days', :now - interval '3 days'
-              + interval '30 minutes', 'filled', :now - interval '4 days'
+       SELECT 1 + (i % 200), 'Site 1', :now - interval '3 days' - i * interval '1 hour',
+              :now - interval '3 days' - i * interval '1 hour' + interval '30 minutes', 'filled',
+              :now - interval '4 days'
        FROM generate_series(1, 2000) i""",
     """INSERT INTO offers (cancellation_id, entry_id, patient_id, state, created_at, closed_at)
        SELECT 1 + (i % 2000), 1 + (i * 47) % :n, 1 + (i * 47) % :n, 'declined',

@@ -190,6 +190,15 @@ cancellations = sa.Table(
     sa.Column("closed_at", TS),
     sa.CheckConstraint("slot_end > slot_start", name="slot_order"),
     sa.Index("ix_cancellations_open", "slot_start", postgresql_where=sa.text("status = 'open'")),
+    # One chair, one slot: the same cancellation entered twice (a double click, a retried request)
+    # cannot open a second slot while the first is open or filled.
+    sa.Index(
+        "uq_cancellations_provider_slot",
+        "provider_id",
+        "slot_start",
+        unique=True,
+        postgresql_where=sa.text("status IN ('open', 'filled')"),
+    ),
 )
 
 offers = sa.Table(
@@ -280,6 +289,18 @@ audit_events = sa.Table(
     sa.Column("cancellation_id", sa.Integer, index=True),
     sa.Column("offer_id", sa.Integer),
     sa.Column("data", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+)
+
+# The first answer to a staff POST sent with an Idempotency-Key, replayed to a retry of it.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.Text, primary_key=True),  # method and route: "POST /api/v1/cancellations"
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("status_code", sa.Integer),  # NULL while the first request runs
+    sa.Column("response", pg.JSONB),
+    sa.Column("created_at", TS, nullable=False, index=True),
 )
 
 processed_replies = sa.Table(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from waitlist.adapters import orm, selection
@@ -115,6 +116,10 @@ class WaitlistRepository:
         }
 
 
+# A slot in one of these states holds the provider's chair (uq_cancellations_provider_slot).
+SLOT_HOLDING_STATUSES = (model.CancellationStatus.OPEN, model.CancellationStatus.FILLED)
+
+
 class CancellationRepository:
     """Remembers every aggregate it hands out (`seen`), so the unit of work can collect their events."""
 
@@ -127,9 +132,38 @@ class CancellationRepository:
             self.seen.append(cancellation)
         return cancellation
 
-    def add(self, cancellation: model.Cancellation) -> None:
-        self.session.add(cancellation)
-        self._saw(cancellation)
+    def add_unless_slot_taken(self, cancellation: model.Cancellation) -> model.Cancellation | None:
+        """Store a new slot, or nothing when the provider's chair at that start is already open or
+        filled: one statement, so two identical requests at once cannot both win."""
+        t = orm.cancellations.c
+        new_id = self.session.execute(
+            pg_insert(orm.cancellations)
+            .values(
+                provider_id=cancellation.provider_id,
+                location=cancellation.location,
+                slot_start=cancellation.slot_start,
+                slot_end=cancellation.slot_end,
+                status=cancellation.status,
+                created_at=cancellation.created_at,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[t.provider_id, t.slot_start],
+                index_where=t.status.in_(SLOT_HOLDING_STATUSES),
+            )
+            .returning(t.id)
+        ).scalar_one_or_none()
+        return None if new_id is None else self.get(new_id)
+
+    def holding_slot(self, provider_id: int, slot_start: datetime) -> int | None:
+        """The id of the open or filled slot of this provider at this start, if any."""
+        t = orm.cancellations.c
+        return self.session.execute(
+            sa.select(t.id).where(
+                t.provider_id == provider_id,
+                t.slot_start == slot_start,
+                t.status.in_(SLOT_HOLDING_STATUSES),
+            )
+        ).scalar_one_or_none()
 
     def get(self, cancellation_id: int) -> model.Cancellation | None:
         return self._saw(self.session.get(model.Cancellation, cancellation_id))
@@ -325,9 +359,9 @@ class OutboxRepository:
 
     def get(self, item_id: int, for_update: bool = False) -> OutboxItem | None:
         t = orm.outbox.c
-        query = sa.select(
-            t.id, t.kind, t.offer_id, t.attempts, t.status, t.delivery_status
-        ).where(t.id == item_id)
+        query = sa.select(t.id, t.kind, t.offer_id, t.attempts, t.status, t.delivery_status).where(
+            t.id == item_id
+        )
         if for_update:
             query = query.with_for_update()
         row = self.session.execute(query).one_or_none()
@@ -386,7 +420,9 @@ class OutboxRepository:
         row = self.session.execute(
             sa.update(orm.outbox)
             .where(t.id == item_id, sa.or_(t.delivery_status.is_(None), current_rank < rank))
-            .values(delivery_status=status, message_sid=sa.func.coalesce(t.message_sid, message_sid))
+            .values(
+                delivery_status=status, message_sid=sa.func.coalesce(t.message_sid, message_sid)
+            )
             .returning(t.id)
         ).one_or_none()
         return row is not None
@@ -537,5 +573,70 @@ class ReplyLog:
         self.session.execute(
             sa.insert(orm.processed_replies).values(
                 message_id=message_id, kind=kind, response=response, created_at=now
+            )
+        )
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What the first request with a key left: its body's hash, and its answer once it has one."""
+
+    request_hash: str
+    status_code: int | None
+    response: Any
+
+
+class IdempotencyKeys:
+    """Idempotency-Key rows of staff POSTs: one statement claims a key, so one request runs."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim(
+        self, scope: str, key: str, request_hash: str, now: datetime, stale: datetime
+    ) -> bool:
+        """True when this request is the first with the key (or the key's last use is older than
+        `stale`, and is taken over); False when another request holds or answered it."""
+        t = orm.idempotency_keys
+        insert = pg_insert(t).values(
+            scope=scope, key=key, request_hash=request_hash, created_at=now
+        )
+        claimed = self.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[t.c.scope, t.c.key],
+                set_={
+                    "request_hash": insert.excluded.request_hash,
+                    "status_code": None,
+                    "response": None,
+                    "created_at": insert.excluded.created_at,
+                },
+                where=t.c.created_at < stale,
+            ).returning(t.c.key)
+        ).scalar_one_or_none()
+        return claimed is not None
+
+    def get(self, scope: str, key: str) -> IdempotencyRecord | None:
+        t = orm.idempotency_keys.c
+        row = self.session.execute(
+            sa.select(t.request_hash, t.status_code, t.response).where(
+                t.scope == scope, t.key == key
+            )
+        ).one_or_none()
+        return IdempotencyRecord(*row) if row else None
+
+    def answer(self, scope: str, key: str, status_code: int, response: Any) -> None:
+        t = orm.idempotency_keys.c
+        self.session.execute(
+            sa.update(orm.idempotency_keys)
+            .where(t.scope == scope, t.key == key)
+            .values(status_code=status_code, response=response)
+        )
+
+    def release(self, scope: str, key: str) -> None:
+        """Forget a key whose first request failed, so that a retry runs it again."""
+        t = orm.idempotency_keys.c
+        self.session.execute(
+            sa.delete(orm.idempotency_keys).where(
+                t.scope == scope, t.key == key, t.status_code.is_(None)
             )
         )

@@ -12,7 +12,7 @@ from sanic.response import HTTPResponse, html
 
 from waitlist.domain.model import DomainError
 from waitlist.entrypoints.console import CONSOLE_HTML
-from waitlist.entrypoints.http import ApiError, Backend, error
+from waitlist.entrypoints.http import ApiError, Backend, error, row_id
 from waitlist.entrypoints.routes.operations import operations_bp
 from waitlist.entrypoints.routes.replies import reply_bp
 from waitlist.entrypoints.routes.staff import staff_bp
@@ -37,6 +37,9 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
     )
     app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer")
     app.ctx.backend = backend
+    # Before the blueprints: their routes name this type. An id PostgreSQL's integer cannot hold
+    # matches no route (404), instead of reaching the database and failing there (500).
+    app.router.register_pattern("row_id", row_id, r"^[0-9]{1,10}$")
     for blueprint in (staff_bp, reply_bp, twilio_bp, operations_bp):
         app.blueprint(blueprint)
 
@@ -54,7 +57,7 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
 
     @app.exception(staff.Conflict)
     async def conflict(request: Request, exc: staff.Conflict) -> HTTPResponse:
-        return error(409, str(exc), exc.field)
+        return error(409, str(exc), exc.field, **exc.details)
 
     @app.exception(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> HTTPResponse:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.entrypoints import schemas
 from waitlist.entrypoints.scheduler import Worker
-from waitlist.service_layer import staff
+from waitlist.service_layer import idempotency, staff
 from waitlist.service_layer.clock import Clock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -74,14 +75,58 @@ class Backend:
     async def refresh_gauges(self) -> None:
         """Gauges read from the database at scrape time, so every replica reports the same."""
         try:
-            view = await asyncio.wait_for(
-                asyncio.to_thread(staff.messaging_health, self.uow()), 5
-            )
+            view = await asyncio.wait_for(asyncio.to_thread(staff.messaging_health, self.uow()), 5)
         except Exception:  # a scrape during a database outage still answers
             return
         metrics.MESSAGING_PAUSED.set(1 if view["paused"] else 0)
         metrics.FAILURES_IN_A_ROW.set(view["consecutive_failures"])
         metrics.OUTBOX_DEPTH.set(view["outbox_depth"])
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def idempotent(
+    request: Request, scope: str, handler: Callable[[], Awaitable[tuple[int, Any]]]
+) -> HTTPResponse:
+    """Answer a POST once per Idempotency-Key (service_layer/idempotency.py); without the header,
+    just run it. `handler` returns the status and the JSON body."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        status, body = await handler()
+        return json(body, status=status)
+    if not 0 < len(key) <= 255:
+        raise ApiError(400, "an Idempotency-Key has 1 to 255 characters", IDEMPOTENCY_HEADER)
+    b = backend_of(request)
+    digest = hashlib.sha256(request.body or b"").hexdigest()
+    replay = await b.run(idempotency.begin, scope, key, digest, b.clock.now())
+    if replay is not None:
+        if not replay.same_request:
+            raise ApiError(422, "this Idempotency-Key came with another body", IDEMPOTENCY_HEADER)
+        if replay.status_code is None:
+            raise ApiError(
+                409, "the first request with this key is still running", IDEMPOTENCY_HEADER
+            )
+        headers = {"Idempotent-Replayed": "true"}
+        return json(replay.response, status=replay.status_code, headers=headers)
+    try:
+        status, body = await handler()
+    except Exception:
+        await b.run(idempotency.release, scope, key)
+        raise
+    await b.run(idempotency.finish, scope, key, status, body)
+    return json(body, status=status)
+
+
+MAX_ROW_ID = 2**31 - 1  # PostgreSQL's integer, the type of every id column
+
+
+def row_id(segment: str) -> int:
+    """A path id, or ValueError (no route matches, so 404) past what an id column can hold."""
+    value = int(segment)
+    if not 0 < value <= MAX_ROW_ID:
+        raise ValueError(f"id out of range: {segment}")
+    return value
 
 
 class ApiError(Exception):
@@ -90,10 +135,11 @@ class ApiError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
-def error(status: int, message: str, field: str | None = None) -> HTTPResponse:
+def error(status: int, message: str, field: str | None = None, **details: Any) -> HTTPResponse:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
+    body.update(details)
     return json(body, status=status)
 
 
@@ -148,4 +194,3 @@ def query_int(request: Request, name: str, default: int, maximum: int) -> int:
     if not 0 <= value <= maximum:
         raise ApiError(400, f"{name} must be between 0 and {maximum}", name)
     return value
-

@@ -21,9 +21,23 @@ class NotFound(Exception):
 class Conflict(Exception):
     """The request clashes with existing data (e.g. a phone number already registered)."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.details = details or {}
+
+
+class SlotTaken(Conflict):
+    """The same provider's slot at the same start is already open or filled."""
+
+    def __init__(self, existing_id: int | None) -> None:
+        super().__init__(
+            f"this slot is already entered as cancellation {existing_id}",
+            field="slot_start",
+            details={"cancellation_id": existing_id},
+        )
 
 
 def create_provider(
@@ -270,15 +284,18 @@ def create_cancellation(
     with uow:
         if uow.providers.get(provider_id) is None:
             raise NotFound("provider", provider_id)
-        cancellation = model.Cancellation(
-            provider_id=provider_id,
-            location=location,
-            slot_start=slot_start,
-            slot_end=slot_end,
-            created_at=now,
+        stored = uow.cancellations.add_unless_slot_taken(
+            model.Cancellation(
+                provider_id=provider_id,
+                location=location,
+                slot_start=slot_start,
+                slot_end=slot_end,
+                created_at=now,
+            )
         )
-        uow.cancellations.add(cancellation)
-        uow.flush()
+        if stored is None:
+            raise SlotTaken(uow.cancellations.holding_slot(provider_id, slot_start))
+        cancellation = stored
         uow.events.record(
             "cancellation_created",
             Actor.STAFF,

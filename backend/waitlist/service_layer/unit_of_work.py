@@ -27,6 +27,7 @@ class UnitOfWork:
     messaging: repository.MessagingHealthRepository
     events: repository.EventLog
     replies: repository.ReplyLog
+    idempotency: repository.IdempotencyKeys
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -45,6 +46,7 @@ class UnitOfWork:
         self.messaging = repository.MessagingHealthRepository(self.session)
         self.events = repository.EventLog(self.session)
         self.replies = repository.ReplyLog(self.session)
+        self.idempotency = repository.IdempotencyKeys(self.session)
         self._pending_seats: set[int] = set()
         return self
 

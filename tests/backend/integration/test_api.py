@@ -227,6 +227,12 @@ def test_rule_violations(app: Sanic) -> None:
 def test_unknown_ids_are_404(app: Sanic, method: str, path: str) -> None:
     response = call(app, method, path, STAFF)
     assert response.status == 404 and "not found" in response.json["error"]
+    # an id past PostgreSQL's integer range is just as unknown, never a 500
+    beyond = path.replace("999", str(2**31))
+    response = call(app, method, beyond, STAFF)
+    assert response.status == 404, (beyond, response.status)
+    huge = path.replace("999", "9" * 30)
+    assert call(app, method, huge, STAFF).status == 404
 
 
 def test_unknown_provider_in_cancellation_is_404(app: Sanic) -> None:
@@ -354,7 +360,9 @@ def test_status_callback_signature(app: Sanic) -> None:
     assert forged.status == 403
     unsigned = call(app, "post", path, {}, data=params)
     assert unsigned.status == 403
-    other_ref = call(app, "post", "/webhooks/twilio/status?ref=outbox-999", _signed(params), data=params)
+    other_ref = call(
+        app, "post", "/webhooks/twilio/status?ref=outbox-999", _signed(params), data=params
+    )
     assert other_ref.status == 403  # the query is signed too
     events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json
     assert events == []
@@ -368,3 +376,50 @@ def test_openapi_is_served(app: Sanic) -> None:
     spec = call(app, "get", "/docs/openapi.json").json
     assert "/api/v1/cancellations" in spec["paths"]
     assert "/api/v1/waitlist/{entry_id}" in spec["paths"]
+
+
+SLOT = {
+    "location": "Main",
+    "slot_start": "2026-12-03T10:00:00-05:00",
+    "slot_end": "2026-12-03T10:30:00-05:00",
+}
+
+
+def open_slots(app: Sanic) -> list[dict]:
+    return call(app, "get", "/api/v1/cancellations?status=all", STAFF).json
+
+
+def test_the_same_cancellation_twice_is_refused_with_the_first_ones_id(app: Sanic) -> None:
+    ids = setup_clinic(app)
+    body = {"provider_id": ids["provider"], **SLOT}
+    first = call(app, "post", "/api/v1/cancellations", STAFF, json=body)
+    assert first.status == 201
+    again = call(app, "post", "/api/v1/cancellations", STAFF, json={**body, "location": "Main "})
+    assert again.status == 409
+    assert again.json["field"] == "slot_start"
+    assert again.json["cancellation_id"] == first.json["id"]
+    assert [c["id"] for c in open_slots(app)] == [first.json["id"]]
+    # once aborted, the chair is free and the same slot may be entered again
+    assert call(app, "post", f"/api/v1/cancellations/{first.json['id']}/abort", STAFF).status == 200
+    assert call(app, "post", "/api/v1/cancellations", STAFF, json=body).status == 201
+
+
+def test_an_idempotency_key_replays_the_first_answer(app: Sanic) -> None:
+    ids = setup_clinic(app)
+    body = {"provider_id": ids["provider"], **SLOT}
+    key = {**STAFF, "Idempotency-Key": "slot-entry-7f3a"}
+    first = call(app, "post", "/api/v1/cancellations", key, json=body)
+    replay = call(app, "post", "/api/v1/cancellations", key, json=body)
+    assert first.status == replay.status == 201
+    assert replay.json == first.json
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert len(open_slots(app)) == 1
+    # the same key with another body is a client bug, not a replay
+    other = {
+        **body,
+        "slot_start": "2026-12-03T11:00:00-05:00",
+        "slot_end": "2026-12-03T11:30:00-05:00",
+    }
+    clash = call(app, "post", "/api/v1/cancellations", key, json=other)
+    assert clash.status == 422 and clash.json["field"] == "Idempotency-Key"
+    assert len(open_slots(app)) == 1

@@ -14,6 +14,7 @@ from waitlist.entrypoints.http import (
     bearer_ok,
     entry_input,
     error,
+    idempotent,
     parse,
     query_int,
     staff_name,
@@ -66,13 +67,13 @@ async def create_patient(request: Request) -> HTTPResponse:
     return json(view, status=201)
 
 
-@staff_bp.get("/patients/<patient_id:int>")
+@staff_bp.get("/patients/<patient_id:row_id>")
 @openapi.secured("bearer")
 async def get_patient(request: Request, patient_id: int) -> HTTPResponse:
     return json(await backend_of(request).run(staff.get_patient, patient_id))
 
 
-@staff_bp.patch("/patients/<patient_id:int>")
+@staff_bp.patch("/patients/<patient_id:row_id>")
 @openapi.body({"application/json": schemas.CorrectPatientNumber})
 @openapi.secured("bearer")
 async def correct_patient_number(request: Request, patient_id: int) -> HTTPResponse:
@@ -123,14 +124,14 @@ async def list_entries(request: Request) -> HTTPResponse:
     return json(await b.run(staff.list_entries, status, limit, offset, b.clock.now(), b.settings))
 
 
-@staff_bp.get("/waitlist/<entry_id:int>")
+@staff_bp.get("/waitlist/<entry_id:row_id>")
 @openapi.secured("bearer")
 async def get_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
     return json(await b.run(staff.get_entry, entry_id, b.clock.now(), b.settings))
 
 
-@staff_bp.patch("/waitlist/<entry_id:int>")
+@staff_bp.patch("/waitlist/<entry_id:row_id>")
 @openapi.body({"application/json": schemas.UpdateEntry})
 @openapi.secured("bearer")
 async def update_entry(request: Request, entry_id: int) -> HTTPResponse:
@@ -142,7 +143,7 @@ async def update_entry(request: Request, entry_id: int) -> HTTPResponse:
     return json(view)
 
 
-@staff_bp.post("/waitlist/<entry_id:int>/boost")
+@staff_bp.post("/waitlist/<entry_id:row_id>/boost")
 @openapi.body({"application/json": schemas.Boost})
 @openapi.secured("bearer")
 async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
@@ -161,7 +162,7 @@ async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
     return json(view)
 
 
-@staff_bp.delete("/waitlist/<entry_id:int>")
+@staff_bp.delete("/waitlist/<entry_id:row_id>")
 @openapi.secured("bearer")
 async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
@@ -175,17 +176,23 @@ async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
 async def create_cancellation(request: Request) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.CreateCancellation)
-    view = await b.run(
-        staff.create_cancellation,
-        body.provider_id,
-        body.location,
-        body.slot_start,
-        body.slot_end,
-        b.clock.now(),
-        b.settings,
-        staff_name(request),
-    )
-    return json(view, status=201)
+
+    async def create() -> tuple[int, dict]:
+        view = await b.run(
+            staff.create_cancellation,
+            body.provider_id,
+            body.location,
+            body.slot_start,
+            body.slot_end,
+            b.clock.now(),
+            b.settings,
+            staff_name(request),
+        )
+        return 201, view
+
+    # a double click or a retried request: the same slot twice is refused (409 with its id);
+    # with an Idempotency-Key the retry gets the first answer instead
+    return await idempotent(request, "POST /api/v1/cancellations", create)
 
 
 @staff_bp.get("/cancellations")
@@ -203,13 +210,13 @@ async def list_cancellations(request: Request) -> HTTPResponse:
     )
 
 
-@staff_bp.get("/cancellations/<cancellation_id:int>")
+@staff_bp.get("/cancellations/<cancellation_id:row_id>")
 @openapi.secured("bearer")
 async def get_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
     return json(await backend_of(request).run(staff.get_cancellation, cancellation_id))
 
 
-@staff_bp.post("/cancellations/<cancellation_id:int>/abort")
+@staff_bp.post("/cancellations/<cancellation_id:row_id>/abort")
 @openapi.secured("bearer")
 async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
     b = backend_of(request)
@@ -224,4 +231,3 @@ async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResp
 async def list_events(request: Request) -> HTTPResponse:
     limit = query_int(request, "limit", 100, 1000)
     return json(await backend_of(request).run(staff.list_events, request.args.get("kind"), limit))
-
