@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from functools import partial
 from typing import Any, TypeVar
 
@@ -181,6 +182,16 @@ def entry_input(body: schemas.EntryFields) -> tuple[staff.EntryInput, set[str]]:
     if "days_of_week" in fields:
         data.days_of_week = [model.WEEKDAYS.index(d) for d in body.days_of_week or []]
     return data, fields
+
+
+def query_date(request: Request, name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a date, YYYY-MM-DD", name) from exc
 
 
 def query_int(request: Request, name: str, default: int, maximum: int) -> int:

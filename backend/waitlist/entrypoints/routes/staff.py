@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
@@ -16,10 +18,11 @@ from waitlist.entrypoints.http import (
     error,
     idempotent,
     parse,
+    query_date,
     query_int,
     staff_name,
 )
-from waitlist.service_layer import staff
+from waitlist.service_layer import staff, stats
 
 staff_bp = Blueprint("staff", url_prefix="/api/v1")
 
@@ -231,3 +234,20 @@ async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResp
 async def list_events(request: Request) -> HTTPResponse:
     limit = query_int(request, "limit", 100, 1000)
     return json(await backend_of(request).run(staff.list_events, request.args.get("kind"), limit))
+
+
+@staff_bp.get("/stats")
+@openapi.secured("bearer")
+@openapi.parameter("from", str, description="first clinic day, YYYY-MM-DD (default: 6 days ago)")
+@openapi.parameter("to", str, description="last clinic day, YYYY-MM-DD (default: today)")
+async def fill_stats(request: Request) -> HTTPResponse:
+    """Fill rate, time to fill, offers per fill, acceptance, opt-outs, delivery failures."""
+    b = backend_of(request)
+    tz = b.settings.clinic_timezone
+    last = query_date(request, "to") or b.clock.now().astimezone(tz).date()
+    first = query_date(request, "from") or last - timedelta(days=6)
+    if first > last:
+        raise ApiError(400, "from must not be after to", "from")
+    if (last - first).days >= stats.MAX_DAYS:
+        raise ApiError(400, f"at most {stats.MAX_DAYS} days at once", "from")
+    return json(await b.run(stats.fill_stats, first, last, tz))
