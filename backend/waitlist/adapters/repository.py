@@ -100,6 +100,18 @@ class WaitlistRepository:
         params = selection.slot_params(cancellation, slot, policy, scoring, now)
         return selection.select(self.session, params, scoring, limit)
 
+    def explain_selection(
+        self,
+        cancellation: model.Cancellation,
+        slot: model.Slot,
+        policy: model.OfferingPolicy,
+        scoring: model.ScoringPolicy,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Whom each eligibility rule turns away for this slot right now, and who is left."""
+        params = selection.slot_params(cancellation, slot, policy, scoring, now)
+        return selection.explain(self.session, params)
+
     def score_parts(
         self, entry_id: int, scoring: model.ScoringPolicy, now: datetime
     ) -> dict[str, int]:

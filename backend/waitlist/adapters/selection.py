@@ -105,34 +105,61 @@ SCORE_PARTS = """
 """
 
 # Every eligibility rule except "which provider" (mirrors model.WaitlistEntry.accepts()),
-# in two parts: what the entry itself says, and what its patient's offers say.
-ENTRY_RULES = """
-    w.status = 'active'
-    AND NOT p.opted_out
-    AND (w.location IS NULL OR lower(w.location) = lower(:location))
-    AND (w.current_appointment_at IS NULL OR w.current_appointment_at > :slot_start)
-    AND (w.not_before IS NULL OR w.not_before <= :slot_date)
-    AND (w.not_after IS NULL OR w.not_after >= :slot_date)
-    AND (w.days_of_week IS NULL OR CAST(:slot_dow AS smallint) = ANY(w.days_of_week))
-    AND (w.earliest_time IS NULL OR w.earliest_time <= :slot_time)
-    AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)
-"""
+# in two parts: what the entry itself says, and what its patient's offers say. Each rule is named,
+# so `explain` can count whom it excludes; the queries join them with AND.
+ENTRY_RULE_LIST: list[tuple[str, str]] = [
+    ("not_active", "w.status = 'active'"),
+    ("opted_out", "NOT p.opted_out"),
+    ("location", "(w.location IS NULL OR lower(w.location) = lower(:location))"),
+    (
+        "current_appointment_not_later",
+        "(w.current_appointment_at IS NULL OR w.current_appointment_at > :slot_start)",
+    ),
+    (
+        "dates",
+        "(w.not_before IS NULL OR w.not_before <= :slot_date)"
+        " AND (w.not_after IS NULL OR w.not_after >= :slot_date)",
+    ),
+    (
+        "day_of_week",
+        "(w.days_of_week IS NULL OR CAST(:slot_dow AS smallint) = ANY(w.days_of_week))",
+    ),
+    (
+        "time_of_day",
+        "(w.earliest_time IS NULL OR w.earliest_time <= :slot_time)"
+        " AND (w.latest_time IS NULL OR w.latest_time >= :slot_end_time)",
+    ),
+]
 # An offer released by our own outage is as if never made; the caps count texts that left and
 # did not fail (a number Twilio refused costs the patient nothing).
-OFFER_RULES = """
-    NOT EXISTS (
+OFFER_RULE_LIST: list[tuple[str, str]] = [
+    (
+        "already_offered_this_slot",
+        """NOT EXISTS (
         SELECT 1 FROM offers o
         WHERE o.cancellation_id = :cancellation_id AND o.patient_id = w.patient_id
-          AND o.state <> 'released')
-    AND NOT EXISTS (
-        SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id AND o.state = 'pending')
-    AND (SELECT count(*) FROM offers o
+          AND o.state <> 'released')""",
+    ),
+    (
+        "holds_another_offer",
+        "NOT EXISTS (SELECT 1 FROM offers o WHERE o.patient_id = w.patient_id"
+        " AND o.state = 'pending')",
+    ),
+    (
+        "daily_cap",
+        """(SELECT count(*) FROM offers o
          WHERE o.patient_id = w.patient_id AND o.sent_at > :day_ago
-           AND o.state <> 'failed') < :daily_cap
-    AND (SELECT count(*) FROM offers o
+           AND o.state <> 'failed') < :daily_cap""",
+    ),
+    (
+        "weekly_cap",
+        """(SELECT count(*) FROM offers o
          WHERE o.patient_id = w.patient_id AND o.sent_at > :week_ago
-           AND o.state <> 'failed') < :weekly_cap
-"""
+           AND o.state <> 'failed') < :weekly_cap""",
+    ),
+]
+ENTRY_RULES = "(" + " AND ".join(rule for _, rule in ENTRY_RULE_LIST) + ")"
+OFFER_RULES = "(" + " AND ".join(rule for _, rule in OFFER_RULE_LIST) + ")"
 
 MATCHES_PROVIDER = """(
     (w.provider_ids IS NULL AND w.provider_type IS NULL)
@@ -141,6 +168,32 @@ MATCHES_PROVIDER = """(
 )"""
 
 NO_STATIC = "NOT w.urgent AND w.manual_boost = 0"
+
+# Why a slot is (not) filling: among the active entries, how many each rule turns away (a patient
+# may fail several), and how many patients pass them all. "IS NOT TRUE", not "NOT": a rule over a
+# NULL column is NULL, which the selection's WHERE treats as "no", so it excludes here too.
+EXCLUDING_RULES = [("provider", MATCHES_PROVIDER), *ENTRY_RULE_LIST[1:], *OFFER_RULE_LIST]
+EXPLAIN_SQL = sa.text(
+    "SELECT count(*) AS active_entries, "
+    + "".join(
+        f"count(*) FILTER (WHERE ({rule}) IS NOT TRUE) AS {name}, "
+        for name, rule in EXCLUDING_RULES
+    )
+    + f"""count(DISTINCT w.patient_id) FILTER (WHERE {MATCHES_PROVIDER} AND {ENTRY_RULES}
+                                               AND {OFFER_RULES}) AS eligible_patients
+    FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id
+    WHERE w.status = 'active'"""
+)
+
+
+def explain(session: Session, params: dict[str, Any]) -> dict[str, Any]:
+    """Active entries, how many each rule excludes, and the patients still eligible."""
+    row = session.execute(EXPLAIN_SQL, params).one()._asdict()
+    return {
+        "active_entries": row.pop("active_entries"),
+        "eligible_patients": row.pop("eligible_patients"),
+        "excluded_by": row,
+    }
 
 
 _COLUMNS = """s.entry_id, s.patient_id, s.joined_at, s.urgent, s.boost,

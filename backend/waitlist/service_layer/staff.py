@@ -363,3 +363,62 @@ def list_events(uow: UnitOfWork, kind: str | None, limit: int) -> list[dict[str,
         return [
             {**e, "occurred_at": views.iso(e["occurred_at"])} for e in uow.events.list(kind, limit)
         ]
+
+
+# How staff read each rule in "why": "3 hold another offer".
+RULE_WORDS = {
+    "provider": "do not match the provider",
+    "opted_out": "opted out of texts",
+    "location": "want another location",
+    "current_appointment_not_later": "already have an appointment before it",
+    "dates": "are outside their dates",
+    "day_of_week": "do not want that weekday",
+    "time_of_day": "do not want that time of day",
+    "already_offered_this_slot": "were offered this slot already",
+    "holds_another_offer": "hold another offer",
+    "daily_cap": "reached today's text cap",
+    "weekly_cap": "reached this week's text cap",
+}
+
+
+def explain_cancellation(
+    uow: UnitOfWork, cancellation_id: int, now: datetime, settings: Settings
+) -> dict[str, Any]:
+    """Why a slot is, or is not, filling: what each eligibility rule excludes right now."""
+    with uow:
+        cancellation = uow.cancellations.get(cancellation_id)
+        if cancellation is None:
+            raise NotFound("cancellation", cancellation_id)
+        provider = uow.providers.get(cancellation.provider_id)
+        assert provider is not None  # foreign key
+        slot = model.Slot(
+            provider_id=provider.id or 0,
+            provider_type=provider.provider_type,
+            location=cancellation.location,
+            start=cancellation.slot_start,
+            end=cancellation.slot_end,
+        )
+        found = uow.waitlist.explain_selection(
+            cancellation, slot, settings.offering, settings.scoring, now
+        )
+        pending = len(cancellation.pending_offers())
+        status = cancellation.status.value
+    excluded = {rule: n for rule, n in found["excluded_by"].items() if n}
+    reasons = ", ".join(
+        f"{n} {RULE_WORDS[rule]}" for rule, n in sorted(excluded.items(), key=lambda kv: -kv[1])
+    )
+    if status != "open":
+        summary = f"this slot is {status}"
+    elif found["eligible_patients"]:
+        summary = f"next seat refills from {found['eligible_patients']} eligible patients"
+    elif not found["active_entries"]:
+        summary = "nobody eligible: the waitlist is empty"
+    else:
+        summary = f"nobody eligible: {reasons}"
+    return {
+        "cancellation_id": cancellation_id,
+        "status": status,
+        "pending_offers": pending,
+        **found,
+        "summary": summary,
+    }

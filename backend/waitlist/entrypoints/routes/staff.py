@@ -219,6 +219,14 @@ async def get_cancellation(request: Request, cancellation_id: int) -> HTTPRespon
     return json(await backend_of(request).run(staff.get_cancellation, cancellation_id))
 
 
+@staff_bp.get("/cancellations/<cancellation_id:row_id>/why")
+@openapi.secured("bearer")
+async def explain_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
+    """Why a slot is or is not filling: how many waitlisted entries each rule excludes now."""
+    b = backend_of(request)
+    return json(await b.run(staff.explain_cancellation, cancellation_id, b.clock.now(), b.settings))
+
+
 @staff_bp.post("/cancellations/<cancellation_id:row_id>/abort")
 @openapi.secured("bearer")
 async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
