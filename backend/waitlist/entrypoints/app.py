@@ -9,6 +9,7 @@ import asyncio
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, html
+from sanic_ext import openapi
 
 from waitlist.domain.model import DomainError
 from waitlist.entrypoints.console import CONSOLE_HTML
@@ -42,6 +43,10 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
     app.router.register_pattern("row_id", row_id, r"^[0-9]{1,10}$")
     for blueprint in (staff_bp, reply_bp, twilio_bp, operations_bp):
         app.blueprint(blueprint)
+    # /docs describes the staff API only: the assistant's reply API and Twilio's webhooks are
+    # internal, and a map of them helps nobody but an attacker.
+    for internal in (reply_bp, twilio_bp):
+        openapi.exclude(bp=internal)
 
     @app.get("/")
     async def console(request: Request) -> HTTPResponse:
