@@ -18,7 +18,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help run demo test lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e \
+.PHONY: help run demo admin test lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e \
         test-faults test-nlu \
         validate train nlu-cross-validation bench clean
 
@@ -26,6 +26,7 @@ help:
 	@echo "make run     run the product (backend, Rasa, action server, SMS simulator)"
 	@echo "make test    run every test"
 	@echo "make demo    narrate a scripted scenario against a running 'make run'"
+	@echo "make admin   add a staff account (the first admin) for the console and the staff API"
 	@echo "make bench   run the benchmarks under bench/"
 	@echo "make nlu-cross-validation   5-fold NLU cross-validation, report in results/"
 	@echo "make review  patient texts to review (DAYS=7 LIMIT=200 OUT=results/review.md)"
@@ -67,6 +68,11 @@ run: venvs $(MODEL)
 
 demo: venvs
 	$(BPY) -m launcher.demo
+
+# A staff account for the console and the staff API; the first one is an admin.
+admin: $(BACKEND_VENV)/.installed
+	@name="$(STAFF_USERNAME)"; [ -n "$$name" ] || read -r -p "username: " name; \
+	  $(BPY) -m launcher.admin users add "$$name" --role $(or $(ROLE),admin)
 
 # ---------------------------------------------------------------------------------------------
 # Tests

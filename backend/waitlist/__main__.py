@@ -1,8 +1,12 @@
-"""Start the backend: `python -m waitlist` (port 8000, or BACKEND_PORT)."""
+"""Start the backend: `python -m waitlist` (port 8000, or BACKEND_PORT).
+
+`python -m waitlist users add NAME --role admin` manages staff accounts instead (waitlist/cli.py).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 from sms_common.logging_setup import configure_logging, route_sanic_loggers
 from waitlist.adapters import database, migrations, orm
@@ -39,4 +43,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        from waitlist import cli
+
+        sys.exit(cli.main(sys.argv[1:]))
     main()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import registry, relationship
 
-from waitlist.domain import model
+from waitlist.domain import accounts, model
 
 metadata = sa.MetaData(
     naming_convention={
@@ -291,6 +291,30 @@ audit_events = sa.Table(
     sa.Column("data", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
 )
 
+# Staff accounts (domain/accounts.py) and their console sessions.
+staff_users = sa.Table(
+    "staff_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("role", _enum(accounts.Role, "staff_role"), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", TS),
+    sa.Column("api_token_hash", sa.Text, unique=True),  # sha256 of the personal API token
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS),
+)
+staff_sessions = sa.Table(
+    "staff_sessions",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),  # sha256 of the cookie's value
+    sa.Column("user_id", sa.ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False, index=True),
+)
+
 # The first answer to a staff POST sent with an Idempotency-Key, replayed to a retry of it.
 idempotency_keys = sa.Table(
     "idempotency_keys",
@@ -360,6 +384,7 @@ def start_mappers() -> None:
     if _mapped:
         return
     mapper_registry.map_imperatively(model.Provider, providers)
+    mapper_registry.map_imperatively(accounts.StaffUser, staff_users)
     mapper_registry.map_imperatively(model.Patient, patients)
     mapper_registry.map_imperatively(model.WaitlistEntry, waitlist_entries)
     offer_mapper = mapper_registry.map_imperatively(model.Offer, offers)

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from waitlist.adapters import orm, selection
-from waitlist.domain import model
+from waitlist.domain import accounts, model
 
 
 class ProviderRepository:
@@ -652,3 +652,62 @@ class IdempotencyKeys:
                 t.scope == scope, t.key == key, t.status_code.is_(None)
             )
         )
+
+
+class StaffAccounts:
+    """Staff users and their console sessions."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user: accounts.StaffUser) -> None:
+        self.session.add(user)
+
+    def by_username(self, username: str) -> accounts.StaffUser | None:
+        query = sa.select(accounts.StaffUser).where(orm.staff_users.c.username == username)
+        return self.session.scalars(query).one_or_none()
+
+    def by_id(self, user_id: int) -> accounts.StaffUser | None:
+        return self.session.get(accounts.StaffUser, user_id)
+
+    def by_api_token(self, token_hash: str) -> accounts.StaffUser | None:
+        query = sa.select(accounts.StaffUser).where(
+            orm.staff_users.c.api_token_hash == token_hash,
+            orm.staff_users.c.disabled_at.is_(None),
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def list(self) -> list[accounts.StaffUser]:
+        return list(self.session.scalars(sa.select(accounts.StaffUser).order_by("username")))
+
+    def start_session(
+        self, token_hash: str, user_id: int, csrf_token: str, now: datetime, expires_at: datetime
+    ) -> None:
+        self.session.execute(
+            sa.insert(orm.staff_sessions).values(
+                token_hash=token_hash,
+                user_id=user_id,
+                csrf_token=csrf_token,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+
+    def session_user(
+        self, token_hash: str, now: datetime
+    ) -> tuple[accounts.StaffUser, str] | None:
+        """The user of a live session and its CSRF token."""
+        t = orm.staff_sessions.c
+        row = self.session.execute(
+            sa.select(t.user_id, t.csrf_token).where(t.token_hash == token_hash, t.expires_at > now)
+        ).one_or_none()
+        if row is None:
+            return None
+        user = self.by_id(row.user_id)
+        if user is None or user.disabled_at is not None:
+            return None
+        return user, row.csrf_token
+
+    def end_session(self, token_hash: str) -> None:
+        t = orm.staff_sessions.c
+        self.session.execute(sa.delete(orm.staff_sessions).where(t.token_hash == token_hash))

@@ -14,6 +14,7 @@ from sanic_ext import openapi
 from waitlist.domain.model import DomainError
 from waitlist.entrypoints.console import CONSOLE_HTML
 from waitlist.entrypoints.http import ApiError, Backend, error, row_id
+from waitlist.entrypoints.routes.auth import auth_bp
 from waitlist.entrypoints.routes.operations import operations_bp
 from waitlist.entrypoints.routes.replies import reply_bp
 from waitlist.entrypoints.routes.staff import staff_bp
@@ -41,7 +42,7 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
     # Before the blueprints: their routes name this type. An id PostgreSQL's integer cannot hold
     # matches no route (404), instead of reaching the database and failing there (500).
     app.router.register_pattern("row_id", row_id, r"^[0-9]{1,10}$")
-    for blueprint in (staff_bp, reply_bp, twilio_bp, operations_bp):
+    for blueprint in (staff_bp, auth_bp, reply_bp, twilio_bp, operations_bp):
         app.blueprint(blueprint)
     # /docs describes the staff API only: the assistant's reply API and Twilio's webhooks are
     # internal, and a map of them helps nobody but an attacker.

@@ -24,7 +24,7 @@ from waitlist.config import Settings
 from waitlist.domain import model
 from waitlist.entrypoints import schemas
 from waitlist.entrypoints.scheduler import Worker
-from waitlist.service_layer import idempotency, staff
+from waitlist.service_layer import accounts, idempotency, staff
 from waitlist.service_layer.clock import Clock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -170,8 +170,51 @@ def backend_of(request: Request) -> Backend:
     return request.app.ctx.backend
 
 
+SESSION_COOKIE = "waitlist_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def authenticate(request: Request) -> accounts.Identity:
+    """Who is asking, remembered on the request; 401 when nobody, 403 on a missing CSRF token.
+
+    A bearer token is the bootstrap STAFF_API_TOKEN or a user's personal token; a browser has a
+    session cookie, and every change it asks for carries the session's CSRF token in a header.
+    """
+    known = getattr(request.ctx, "staff", None)
+    if known is not None:
+        return known
+    b = backend_of(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    identity: accounts.Identity | None = None
+    if scheme.lower() == "bearer" and token:
+        if bearer_ok(request, b.settings.staff_api_token):
+            identity = accounts.BOOTSTRAP
+        else:
+            identity = await b.run(accounts.token_identity, token)
+    elif cookie := request.cookies.get(SESSION_COOKIE):
+        identity = await b.run(accounts.session_identity, cookie, b.clock.now())
+        if identity is not None and request.method not in SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), (identity.csrf_token or "").encode()):
+                raise ApiError(403, "missing or wrong CSRF token", CSRF_HEADER)
+    if identity is None:
+        raise ApiError(401, "log in, or send a bearer token")
+    request.ctx.staff = identity
+    return identity
+
+
+def require_admin(request: Request) -> accounts.Identity:
+    identity: accounts.Identity = request.ctx.staff
+    if not identity.is_admin:
+        raise ApiError(403, "only an admin may do this")
+    return identity
+
+
 def staff_name(request: Request) -> str:
-    return request.headers.get("x-staff-user", "staff")
+    """The username the audit trail records for this request."""
+    return request.ctx.staff.username
 
 
 def entry_input(body: schemas.EntryFields) -> tuple[staff.EntryInput, set[str]]:

@@ -50,6 +50,17 @@ class CorrectPatientNumber(Strict):
     _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
 
 
+class Login(Strict):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class CreateStaffUser(Strict):
+    username: str = Field(min_length=2, max_length=40)
+    password: str = Field(min_length=12, max_length=1000)
+    role: Literal["front_desk", "admin"] = "front_desk"
+
+
 class EntryFields(Strict):
     provider_ids: list[int] | None = None
     provider_type: str | None = Field(default=None, min_length=1, max_length=100)

@@ -28,6 +28,7 @@ class UnitOfWork:
     events: repository.EventLog
     replies: repository.ReplyLog
     idempotency: repository.IdempotencyKeys
+    staff_accounts: repository.StaffAccounts
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -47,6 +48,7 @@ class UnitOfWork:
         self.events = repository.EventLog(self.session)
         self.replies = repository.ReplyLog(self.session)
         self.idempotency = repository.IdempotencyKeys(self.session)
+        self.staff_accounts = repository.StaffAccounts(self.session)
         self._pending_seats: set[int] = set()
         return self
 

@@ -12,26 +12,24 @@ from waitlist.domain import model
 from waitlist.entrypoints import schemas
 from waitlist.entrypoints.http import (
     ApiError,
+    authenticate,
     backend_of,
-    bearer_ok,
     entry_input,
-    error,
     idempotent,
     parse,
     query_date,
     query_int,
+    require_admin,
     staff_name,
 )
-from waitlist.service_layer import staff, stats
+from waitlist.service_layer import accounts, staff, stats
 
 staff_bp = Blueprint("staff", url_prefix="/api/v1")
 
 
 @staff_bp.on_request
-async def require_staff_token(request: Request) -> HTTPResponse | None:
-    if not bearer_ok(request, backend_of(request).settings.staff_api_token):
-        return error(401, "missing or wrong bearer token")
-    return None
+async def require_staff(request: Request) -> None:
+    await authenticate(request)
 
 
 @staff_bp.post("/providers")
@@ -259,3 +257,37 @@ async def fill_stats(request: Request) -> HTTPResponse:
     if (last - first).days >= stats.MAX_DAYS:
         raise ApiError(400, f"at most {stats.MAX_DAYS} days at once", "from")
     return json(await b.run(stats.fill_stats, first, last, tz))
+
+
+@staff_bp.get("/users")
+@openapi.secured("bearer")
+async def list_staff_users(request: Request) -> HTTPResponse:
+    """Staff accounts (admins only)."""
+    require_admin(request)
+    return json(await backend_of(request).run(accounts.list_users))
+
+
+@staff_bp.post("/users")
+@openapi.body({"application/json": schemas.CreateStaffUser})
+@openapi.secured("bearer")
+async def add_staff_user(request: Request) -> HTTPResponse:
+    """Add a staff account (admins only): front_desk or admin."""
+    admin = require_admin(request)
+    b = backend_of(request)
+    body = parse(request, schemas.CreateStaffUser)
+    view = await b.run(
+        accounts.add_user, body.username, body.password, body.role, b.clock.now(), admin.username
+    )
+    return json(view, status=201)
+
+
+@staff_bp.post("/users/<user_id:row_id>/token")
+@openapi.secured("bearer")
+async def issue_api_token(request: Request, user_id: int) -> HTTPResponse:
+    """A personal API token for integrations, shown once (for yourself, or any user if admin)."""
+    identity: accounts.Identity = request.ctx.staff
+    if identity.user_id != user_id:
+        require_admin(request)
+    b = backend_of(request)
+    token = await b.run(accounts.issue_api_token, user_id, b.clock.now(), identity.username)
+    return json({"user_id": user_id, "api_token": token}, status=201)
