@@ -22,7 +22,7 @@ from waitlist.entrypoints.http import (
     require_admin,
     staff_name,
 )
-from waitlist.service_layer import accounts, staff, stats
+from waitlist.service_layer import accounts, board, staff, stats
 
 staff_bp = Blueprint("staff", url_prefix="/api/v1")
 
@@ -240,6 +240,15 @@ async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResp
 async def list_events(request: Request) -> HTTPResponse:
     limit = query_int(request, "limit", 100, 1000)
     return json(await backend_of(request).run(staff.list_events, request.args.get("kind"), limit))
+
+
+@staff_bp.get("/board")
+@openapi.secured("bearer")
+async def board_view(request: Request) -> HTTPResponse:
+    """Open slots, soonest first: each seat's patient, offer and text state, the hold's end, and
+    what happens next."""
+    b = backend_of(request)
+    return json(await b.run(board.board, b.clock.now(), b.settings))
 
 
 @staff_bp.get("/stats")
