@@ -65,6 +65,8 @@ class Settings:
     pause_probe_after: timedelta = timedelta(seconds=60)
     # how long one send may take before another dispatcher takes the message over
     send_lease: timedelta = timedelta(seconds=60)
+    # a booking nobody has entered in the practice's schedule after this long is highlighted
+    schedule_entry_due: timedelta = timedelta(minutes=15)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -103,4 +105,7 @@ class Settings:
                 minutes=_int(env, "OFFER_SEND_DEADLINE_MINUTES", 10, minimum=1)
             ),
             failures_to_pause=_int(env, "SEND_FAILURES_TO_PAUSE", 5, minimum=1),
+            schedule_entry_due=timedelta(
+                minutes=_int(env, "SCHEDULE_ENTRY_DUE_MINUTES", 15, minimum=1)
+            ),
         )

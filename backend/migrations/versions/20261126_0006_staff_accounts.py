@@ -1,4 +1,4 @@
-"""staff accounts and console sessions
+"""staff accounts and console sessions; fills entered in the practice's schedule
 
 Revision ID: 0006
 Revises: 0005
@@ -50,8 +50,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_staff_sessions")),
     )
     op.create_index(op.f("ix_staff_sessions_expires_at"), "staff_sessions", ["expires_at"])
+    op.add_column("cancellations", sa.Column("schedule_entered_at", TS))
+    op.add_column("cancellations", sa.Column("schedule_entered_by", sa.Text))
 
 
 def downgrade() -> None:
+    op.drop_column("cancellations", "schedule_entered_by")
+    op.drop_column("cancellations", "schedule_entered_at")
     op.drop_table("staff_sessions")
     op.drop_table("staff_users")

@@ -188,6 +188,8 @@ cancellations = sa.Table(
     sa.Column("filled_by_patient_id", sa.ForeignKey("patients.id")),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("closed_at", TS),
+    sa.Column("schedule_entered_at", TS),
+    sa.Column("schedule_entered_by", sa.Text),
     sa.CheckConstraint("slot_end > slot_start", name="slot_order"),
     sa.Index("ix_cancellations_open", "slot_start", postgresql_where=sa.text("status = 'open'")),
     # One chair, one slot: the same cancellation entered twice (a double click, a retried request)

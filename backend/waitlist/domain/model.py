@@ -427,6 +427,9 @@ class Cancellation:
     status: CancellationStatus = CancellationStatus.OPEN
     filled_by_patient_id: int | None = None
     closed_at: datetime | None = None
+    # staff copied the booking into the practice's own schedule
+    schedule_entered_at: datetime | None = None
+    schedule_entered_by: str | None = None
     offers: list[Offer] = field(default_factory=list)
     id: int | None = None
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
@@ -504,6 +507,16 @@ class Cancellation:
         offer.expires_at = now + hold
         self.events.append(OfferSent(offer))
         return SendResult(offer, closed_meanwhile=False)
+
+    def mark_entered_in_schedule(self, now: datetime, by: str) -> bool:
+        """Staff entered the booking in the practice's schedule. True when this changed anything;
+        a second click keeps the first one's time and name."""
+        if self.status != CancellationStatus.FILLED:
+            raise DomainError(f"cancellation {self.id} is {self.status.value}, not filled")
+        if self.schedule_entered_at is not None:
+            return False
+        self.schedule_entered_at, self.schedule_entered_by = now, by
+        return True
 
     def abort(self, now: datetime) -> list[Offer]:
         if not self.is_open:

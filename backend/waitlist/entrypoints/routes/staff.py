@@ -22,7 +22,7 @@ from waitlist.entrypoints.http import (
     require_admin,
     staff_name,
 )
-from waitlist.service_layer import accounts, board, staff, stats
+from waitlist.service_layer import accounts, board, followups, staff, stats
 
 staff_bp = Blueprint("staff", url_prefix="/api/v1")
 
@@ -249,6 +249,25 @@ async def board_view(request: Request) -> HTTPResponse:
     what happens next."""
     b = backend_of(request)
     return json(await b.run(board.board, b.clock.now(), b.settings))
+
+
+@staff_bp.get("/followups/booked")
+@openapi.secured("bearer")
+async def booked_to_enter(request: Request) -> HTTPResponse:
+    """Fills not yet entered in the practice's schedule, oldest first; `overdue` after
+    SCHEDULE_ENTRY_DUE_MINUTES."""
+    b = backend_of(request)
+    return json(await b.run(followups.booked_to_enter, b.clock.now(), b.settings))
+
+
+@staff_bp.post("/followups/booked/<cancellation_id:row_id>/entered")
+@openapi.secured("bearer")
+async def booking_entered(request: Request, cancellation_id: int) -> HTTPResponse:
+    """The booking is in the practice's schedule (audited with the user's name)."""
+    b = backend_of(request)
+    return json(
+        await b.run(followups.mark_entered, cancellation_id, b.clock.now(), staff_name(request))
+    )
 
 
 @staff_bp.get("/stats")
