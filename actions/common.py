@@ -150,6 +150,10 @@ class BackendAction(Action, ABC):
             fields["language"] = language
         return await self.client.reply(kind, phone_of(tracker), message_id_of(tracker), **fields)
 
+    async def handoff(self, tracker: Tracker, reason: str) -> BackendReply:
+        """Tell staff to call the patient back; their words go with it, for the call-back queue."""
+        return await self.reply(tracker, "handoff", reason=reason, text=latest_text(tracker)[:1600])
+
     async def run(
         self,
         dispatcher: CollectingDispatcher,

@@ -29,7 +29,7 @@ class ActionTalkToPerson(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.reply(tracker, "handoff", reason="talk_to_person")
+        reply = await self.handoff(tracker, "talk_to_person")
         responses = {"handoff_recorded": "utter_handoff", "unknown_patient": UTTER_UNKNOWN_PATIENT}
         if reply.outcome not in responses:
             return self.unexpected(dispatcher, tracker, reply)
@@ -46,7 +46,7 @@ class ActionWrongNumber(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.reply(tracker, "handoff", reason="wrong_number")
+        reply = await self.handoff(tracker, "wrong_number")
         if reply.outcome not in ("handoff_recorded", "unknown_patient"):
             return self.unexpected(dispatcher, tracker, reply)
         # An unknown number is not texted anyway, so the same apology fits.
@@ -65,7 +65,7 @@ class ActionLogEmergency(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.reply(tracker, "handoff", reason="emergency")
+        reply = await self.handoff(tracker, "emergency")
         if reply.outcome not in ("handoff_recorded", "unknown_patient"):
             logger.error(
                 "emergency handoff: unexpected outcome %r (phone %s)",
@@ -90,7 +90,7 @@ class ActionBereavement(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.reply(tracker, "handoff", reason="bereavement")
+        reply = await self.handoff(tracker, "bereavement")
         if reply.outcome not in ("handoff_recorded", "unknown_patient"):
             return self.unexpected(dispatcher, tracker, reply)
         dispatcher.utter_message(response="utter_bereavement")

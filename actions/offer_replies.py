@@ -218,7 +218,7 @@ class ActionCounterProposal(BackendAction):
     async def handle(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        reply = await self.reply(tracker, "handoff", reason="counter_proposal")
+        reply = await self.handoff(tracker, "counter_proposal")
         if reply.outcome == "handoff_recorded":
             if reply.offer and reply.offer.get("state", "pending") == "pending":
                 dispatcher.utter_message(

@@ -87,11 +87,11 @@ class FakeBackend:
         return self._next("offers/current")
 
 
-def sent(text: str, **fields: Any) -> dict[str, Any]:
+def sent(message: str, /, **fields: Any) -> dict[str, Any]:
     """A reply call's body for the latest message `text`: phone, message id, the fields, and the
     language when the words make it clear (tested on its own in test_safety_order.py)."""
     body: dict[str, Any] = {"phone": PHONE, "message_id": "SM0001", **fields}
-    language = detect_language(text)
+    language = detect_language(message)
     if language:
         body["language"] = language
     return body

@@ -78,7 +78,14 @@ def test_a_bereavement_gets_condolences_and_silences_the_number() -> None:
     tracker = make_tracker("this was my mother's phone, she died in March", "bereavement", 1.0)
     messages, _ = run_action(ActionBereavement(backend), tracker)
     assert backend.calls == [
-        ("handoff", sent("this was my mother's phone, she died in March", reason="bereavement"))
+        (
+            "handoff",
+            sent(
+                "this was my mother's phone, she died in March",
+                reason="bereavement",
+                text="this was my mother's phone, she died in March",
+            ),
+        )
     ]
     assert responses(messages) == ["utter_bereavement"]
 

@@ -325,7 +325,7 @@ def test_counter_proposal_restates_the_fixed_time() -> None:
     )
     assert backend.calls[0] == (
         "handoff",
-        sent("can I come at 3?", reason="counter_proposal"),
+        sent("can I come at 3?", reason="counter_proposal", text="can I come at 3?"),
     )
     assert responses(messages) == ["utter_counter_proposal"]
     assert messages[0]["slot_time"] == "3:30 PM"

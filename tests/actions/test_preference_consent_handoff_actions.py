@@ -124,7 +124,7 @@ def test_talk_to_person_records_a_handoff() -> None:
     )
     assert backend.calls[0] == (
         "handoff",
-        sent("call me please", reason="talk_to_person"),
+        sent("call me please", reason="talk_to_person", text="call me please"),
     )
     assert responses(messages) == ["utter_handoff"]
 

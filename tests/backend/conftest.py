@@ -52,7 +52,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 TABLES = (
     "audit_events, outbox, offers, cancellations, waitlist_entry_providers, waitlist_entries, "
     "patients, providers, processed_replies, inbound_messages, sms_sends, idempotency_keys, "
-    "staff_sessions, staff_users"
+    "staff_sessions, staff_users, callbacks_done"
 )
 
 

@@ -1,4 +1,4 @@
-"""staff accounts and console sessions; fills entered in the practice's schedule
+"""staff accounts and console sessions; fills entered in the practice's schedule; call-backs done
 
 Revision ID: 0006
 Revises: 0005
@@ -50,11 +50,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_staff_sessions")),
     )
     op.create_index(op.f("ix_staff_sessions_expires_at"), "staff_sessions", ["expires_at"])
+    op.create_table(
+        "callbacks_done",
+        sa.Column("handoff_event_id", sa.BigInteger, nullable=False),
+        sa.Column("done_at", TS, nullable=False),
+        sa.Column("done_by", sa.Text, nullable=False),
+        sa.Column("note", sa.Text),
+        sa.PrimaryKeyConstraint("handoff_event_id", name=op.f("pk_callbacks_done")),
+    )
     op.add_column("cancellations", sa.Column("schedule_entered_at", TS))
     op.add_column("cancellations", sa.Column("schedule_entered_by", sa.Text))
 
 
 def downgrade() -> None:
+    op.drop_table("callbacks_done")
     op.drop_column("cancellations", "schedule_entered_by")
     op.drop_column("cancellations", "schedule_entered_at")
     op.drop_table("staff_sessions")

@@ -317,6 +317,16 @@ staff_sessions = sa.Table(
     sa.Column("expires_at", TS, nullable=False, index=True),
 )
 
+# A call-back request (a handoff_requested audit event) that staff have dealt with.
+callbacks_done = sa.Table(
+    "callbacks_done",
+    metadata,
+    sa.Column("handoff_event_id", sa.BigInteger, primary_key=True),
+    sa.Column("done_at", TS, nullable=False),
+    sa.Column("done_by", sa.Text, nullable=False),
+    sa.Column("note", sa.Text),
+)
+
 # The first answer to a staff POST sent with an Idempotency-Key, replayed to a retry of it.
 idempotency_keys = sa.Table(
     "idempotency_keys",

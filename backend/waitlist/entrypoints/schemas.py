@@ -50,6 +50,10 @@ class CorrectPatientNumber(Strict):
     _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
 
 
+class CallbackDone(Strict):
+    note: str | None = Field(None, max_length=2000)
+
+
 class Login(Strict):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=1000)
@@ -116,3 +120,5 @@ class AvailabilityReply(Reply):
 
 class HandoffReply(Reply):
     reason: Literal["talk_to_person", "wrong_number", "counter_proposal", "emergency", "bereavement"]
+    # the patient's words, for the call-back queue
+    text: str | None = Field(None, max_length=1600)

@@ -77,3 +77,76 @@ def mark_entered(uow: UnitOfWork, cancellation_id: int, now: datetime, staff: st
             else None,
             "schedule_entered_by": cancellation.schedule_entered_by,
         }
+
+
+# "Call back": every handoff staff have not closed; emergencies first, then the oldest.
+CALLBACKS = sa.text(
+    """
+    SELECT e.id, e.occurred_at, e.data->>'reason' AS reason, e.data->>'text' AS text,
+           p.id AS patient_id, p.display_name, p.phone
+    FROM audit_events e
+    JOIN patients p ON p.id = e.patient_id
+    WHERE e.kind = 'handoff_requested'
+      AND NOT EXISTS (SELECT 1 FROM callbacks_done d WHERE d.handoff_event_id = e.id)
+    ORDER BY (e.data->>'reason') = 'emergency' DESC, e.occurred_at, e.id
+    """
+)
+# One statement: two clicks on "done" at once record one closing, the first.
+CLOSE_CALLBACK = sa.text(
+    """
+    INSERT INTO callbacks_done (handoff_event_id, done_at, done_by, note)
+    SELECT id, :now, :by, :note FROM audit_events WHERE id = :id AND kind = 'handoff_requested'
+    ON CONFLICT (handoff_event_id) DO NOTHING
+    RETURNING handoff_event_id
+    """
+)
+
+
+def callbacks(uow: UnitOfWork) -> list[dict[str, Any]]:
+    with uow:
+        rows = uow.session.execute(CALLBACKS).all()
+    return [
+        {
+            "id": row.id,
+            "requested_at": row.occurred_at.isoformat(),
+            "reason": row.reason,
+            "emergency": row.reason == "emergency",
+            "last_message": row.text,
+            "patient_id": row.patient_id,
+            "name": row.display_name,
+            "phone": row.phone,
+        }
+        for row in rows
+    ]
+
+
+def close_callback(
+    uow: UnitOfWork, handoff_event_id: int, note: str | None, now: datetime, staff: str
+) -> dict[str, Any]:
+    with uow:
+        closed = uow.session.execute(
+            CLOSE_CALLBACK, {"id": handoff_event_id, "now": now, "by": staff, "note": note}
+        ).scalar_one_or_none()
+        row = uow.session.execute(
+            sa.text(
+                "SELECT done_at, done_by, note FROM callbacks_done WHERE handoff_event_id = :id"
+            ),
+            {"id": handoff_event_id},
+        ).one_or_none()
+        if row is None:
+            raise NotFound("call-back", handoff_event_id)
+        if closed is not None:
+            uow.events.record(
+                "callback_done",
+                Actor.STAFF,
+                now,
+                actor_ref=staff,
+                data={"handoff_event_id": handoff_event_id},
+            )
+        uow.commit()
+    return {
+        "id": handoff_event_id,
+        "done_at": row.done_at.isoformat(),
+        "done_by": row.done_by,
+        "note": row.note,
+    }

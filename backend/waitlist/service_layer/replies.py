@@ -321,11 +321,13 @@ def handoff(
     phone: str,
     message_id: str,
     reason: str,
+    text: str | None = None,
     language: str | None = None,
 ) -> dict:
     def handler(ctx: ReplyContext) -> dict[str, Any]:
         assert ctx.patient is not None
-        ctx.record("handoff_requested", data={"reason": reason})
+        data = {"reason": reason} if text is None else {"reason": reason, "text": text}
+        ctx.record("handoff_requested", data=data)
         if reason in NUMBER_NOT_THE_PATIENTS:
             if ctx.patient.report_wrong_number(ctx.now):
                 ctx.record("patient_wrong_number", data={"reason": reason})

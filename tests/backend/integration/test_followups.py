@@ -3,6 +3,8 @@ schedule; overdue after 15 minutes; the click is audited under the user's name."
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sanic import Sanic
 from sqlalchemy.engine import Engine
@@ -89,3 +91,48 @@ def test_an_open_slot_cannot_be_marked_entered(app: Sanic) -> None:  # noqa: F81
     answer = call(app, "post", f"/api/v1/followups/booked/{slot['id']}/entered", STAFF)
     assert answer.status == 409 and answer.json["field"] == "status"
     assert call(app, "post", "/api/v1/followups/booked/999/entered", STAFF).status == 404
+
+
+def handoff(app: Sanic, n: int, reason: str, text: str) -> Any:  # noqa: F811
+    body = {"phone": PHONES[n], "message_id": f"SM-h{n}", "reason": reason, "text": text}
+    return call(app, "post", "/internal/v1/replies/handoff", ACTIONS, json=body)
+
+
+def test_call_backs_come_emergencies_first_and_close_once(app: Sanic, clean_db: Engine) -> None:  # noqa: F811
+    for n, name in enumerate(["Ana", "Luis"]):
+        body = {"phone": PHONES[n], "display_name": name, "preferred_language": "en"}
+        call(app, "post", "/api/v1/patients", STAFF, json=body)
+    assert handoff(app, 0, "talk_to_person", "can someone call me").json["outcome"] == (
+        "handoff_recorded"
+    )
+    app.ctx.backend.clock.advance(minutes=1)
+    handoff(app, 1, "emergency", "my chest hurts")
+
+    queue = call(app, "get", "/api/v1/followups/callbacks", STAFF).json
+    assert [(c["name"], c["reason"], c["emergency"], c["last_message"]) for c in queue] == [
+        ("Luis", "emergency", True, "my chest hurts"),
+        ("Ana", "talk_to_person", False, "can someone call me"),
+    ]
+    assert queue[1]["phone"] == PHONES[0]
+
+    url = f"/api/v1/followups/callbacks/{queue[0]['id']}/done"
+    done = call(app, "post", url, STAFF, json={"note": "called, he is at the ER"})
+    assert done.status == 200 and done.json["done_by"] == "bootstrap-token"
+    again = call(app, "post", url, STAFF, json={"note": "another note"})
+    assert again.json == done.json  # the first closing stands
+    assert [c["name"] for c in call(app, "get", "/api/v1/followups/callbacks", STAFF).json] == [
+        "Ana"
+    ]
+    with clean_db.connect() as conn:
+        closed = conn.execute(
+            sa.text("SELECT count(*) FROM audit_events WHERE kind = 'callback_done'")
+        ).scalar()
+        provider_event = conn.execute(
+            sa.text("SELECT id FROM audit_events WHERE kind = 'patient_created' LIMIT 1")
+        ).scalar()
+    assert closed == 1
+    # only a call-back can be closed
+    assert (
+        call(app, "post", f"/api/v1/followups/callbacks/{provider_event}/done", STAFF).status == 404
+    )
+    assert call(app, "post", "/api/v1/followups/callbacks/99999/done", STAFF).status == 404

@@ -110,7 +110,7 @@ async def reply_opt_in(request: Request) -> HTTPResponse:
 @reply_bp.post("/replies/handoff")
 @openapi.body({"application/json": schemas.HandoffReply})
 async def reply_handoff(request: Request) -> HTTPResponse:
-    return await _reply(request, replies.handoff, schemas.HandoffReply, "reason")
+    return await _reply(request, replies.handoff, schemas.HandoffReply, "reason", "text")
 
 
 @reply_bp.get("/offers/current")

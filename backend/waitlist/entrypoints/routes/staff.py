@@ -270,6 +270,27 @@ async def booking_entered(request: Request, cancellation_id: int) -> HTTPRespons
     )
 
 
+@staff_bp.get("/followups/callbacks")
+@openapi.secured("bearer")
+async def callbacks(request: Request) -> HTTPResponse:
+    """Patients to call back (handoffs not yet done): emergencies first, then the oldest; with
+    the patient's name, phone, the reason and their last message."""
+    return json(await backend_of(request).run(followups.callbacks))
+
+
+@staff_bp.post("/followups/callbacks/<handoff_id:row_id>/done")
+@openapi.body({"application/json": schemas.CallbackDone})
+@openapi.secured("bearer")
+async def callback_done(request: Request, handoff_id: int) -> HTTPResponse:
+    """Close a call-back, with an optional note (audited with the user's name)."""
+    b = backend_of(request)
+    body = parse(request, schemas.CallbackDone) if request.body else schemas.CallbackDone()
+    view = await b.run(
+        followups.close_callback, handoff_id, body.note, b.clock.now(), staff_name(request)
+    )
+    return json(view)
+
+
 @staff_bp.get("/stats")
 @openapi.secured("bearer")
 @openapi.parameter("from", str, description="first clinic day, YYYY-MM-DD (default: 6 days ago)")
