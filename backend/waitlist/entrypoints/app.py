@@ -6,8 +6,11 @@ Handlers stay thin: check the input, call one use case in a worker thread, shape
 from __future__ import annotations
 
 import asyncio
+import logging
+from http import HTTPStatus
 
 from sanic import Request, Sanic
+from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, html
 from sanic_ext import openapi
 
@@ -22,6 +25,8 @@ from waitlist.entrypoints.routes.twilio_status import twilio_bp
 from waitlist.service_layer import staff
 
 __all__ = ["Backend", "create_app"]
+
+log = logging.getLogger("waitlist.http")
 
 # Every API body is small JSON; a bigger one is refused (413) before anyone reads it.
 MAX_BODY_BYTES = 1024 * 1024
@@ -68,6 +73,22 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
     @app.exception(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> HTTPResponse:
         return error(422, str(exc))
+
+    # Sanic's own answers (unknown path 404, 405, 413 ...) in the same problem+json shape
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, exc: SanicException) -> HTTPResponse:
+        status = getattr(exc, "status_code", 500) or 500
+        message = str(exc) if status < 500 else HTTPStatus(status).phrase
+        response = error(status, message)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, exc: Exception) -> HTTPResponse:
+        # the details stay in the log (without SQL parameters: engines hide them)
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "something went wrong on our side; nothing was changed")
 
     if backend.worker is not None:
         worker = backend.worker

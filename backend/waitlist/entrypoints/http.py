@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -136,12 +137,24 @@ class ApiError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
 def error(status: int, message: str, field: str | None = None, **details: Any) -> HTTPResponse:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    body.update(details)
-    return json(body, status=status)
+    """An RFC 9457 problem: title, status, detail and an `errors` list naming the field. `error`
+    and `field` stay at the top level for the clients written against the first version."""
+    named = {"field": field} if field else {}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": message,
+        "errors": [{"detail": message, **named}],
+        "error": message,
+        **named,
+        **details,
+    }
+    return json(body, status=status, content_type=PROBLEM_JSON)
 
 
 def parse(request: Request, schema: type[M]) -> M:

@@ -427,3 +427,33 @@ def test_an_idempotency_key_replays_the_first_answer(app: Sanic) -> None:
     clash = call(app, "post", "/api/v1/cancellations", key, json=other)
     assert clash.status == 422 and clash.json["field"] == "Idempotency-Key"
     assert len(open_slots(app)) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "/api/v1/patients/999", 404),  # our own 404
+        ("get", "/api/v1/nothing-here", 404),  # Sanic's
+        ("post", "/api/v1/patients", 422),
+    ],
+)
+def test_errors_are_problem_json_with_a_list_of_errors(
+    app: Sanic, method: str, path: str, status: int
+) -> None:
+    kwargs = {"json": {"phone": "555", "display_name": "A"}} if status == 422 else {}
+    response = call(app, method, path, STAFF, **kwargs)
+    assert response.status == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json
+    assert body["status"] == status and body["title"] and body["detail"]
+    assert body["errors"] and body["errors"][0]["detail"] == body["detail"]
+    if status == 422:
+        assert body["errors"][0]["field"] == "phone"
+
+
+def test_an_unexpected_failure_is_a_500_problem_that_hides_the_cause(app: Sanic) -> None:
+    app.ctx.backend.session_factory = None  # every use case now fails inside
+    response = call(app, "get", "/api/v1/cancellations", STAFF)
+    assert response.status == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json["detail"] == "something went wrong on our side; nothing was changed"

@@ -12,6 +12,7 @@ from waitlist.entrypoints.http import (
     ApiError,
     authenticate,
     backend_of,
+    error,
     parse,
 )
 from waitlist.service_layer import accounts
@@ -40,9 +41,7 @@ async def login(request: Request) -> HTTPResponse:
             raise ApiError(401, "wrong username or password") from refused
         local = refused.locked_until.astimezone(b.settings.clinic_timezone).strftime("%H:%M")
         wait = max(1, int((refused.locked_until - b.clock.now()).total_seconds()))
-        response = json(
-            {"error": f"too many failed logins: this account is locked until {local}"}, status=429
-        )
+        response = error(429, f"too many failed logins: this account is locked until {local}")
         response.headers["Retry-After"] = str(wait)
         return response
     response = json(_me(identity))
