@@ -30,7 +30,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    # a browser in another time zone than the clinic: times must still be the clinic's
+    context = browser.new_context(
+        viewport={"width": 1300, "height": 1000}, timezone_id="Europe/Madrid"
+    )
     yield context.new_page()
     context.close()
 
@@ -54,8 +57,25 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     expect(page.locator("#who")).to_have_text(username)
     expect(page.locator("#console")).to_be_visible()
 
-    # enter a slot: three seats appear on the board, their texts leave, their holds count down
+    # add a patient and their waitlist entry in one form
+    phone = f"+1303555{datetime.now().microsecond % 10000:04d}"  # not one of the suite's numbers
+    page.fill("#p-name", "Rosa")
+    page.fill("#p-phone", phone)
+    page.select_option("#p-language", "es")
+    page.fill("#p-type", "derm")
+    page.click("#p-add")
+    expect(page.locator("#p-result")).to_contain_text("Rosa is on the waitlist")
+    [(language, entry_status)] = clinic.sql(
+        "SELECT p.preferred_language, w.status FROM patients p"
+        " JOIN waitlist_entries w ON w.patient_id = p.id WHERE p.phone = %s",
+        (phone,),
+    )
+    assert (language, entry_status) == ("es", "active")
+
+    # enter a slot, in the clinic's time zone whatever the browser's: three seats appear on the
+    # board, their texts leave, their holds count down
     start = (datetime.now() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
+    expect(page.locator("#zone")).to_have_text("America/New_York")
     page.select_option("#provider", str(provider))
     page.fill("#location", "Main Street")
     page.fill("#start", start.strftime("%Y-%m-%dT%H:%M"))
@@ -66,7 +86,7 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     first = slot.locator(".countdown").first.text_content()
     page.wait_for_timeout(2_000)
     assert slot.locator(".countdown").first.text_content() != first  # it ticks
-    expect(slot.locator(".next")).to_have_text("next seat refills from 1 eligible patients")
+    expect(slot.locator(".next")).to_have_text("next seat refills from 2 eligible patients")
     page.screenshot(path=str(SHOTS / "board.png"), full_page=True)
     [(cancellation_id, actor)] = clinic.sql(
         "SELECT c.id, e.actor_ref FROM cancellations c JOIN audit_events e"
@@ -74,6 +94,11 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
         (provider,),
     )
     assert actor == username  # the audit trail names who entered it
+    [(local_start,)] = clinic.sql(
+        "SELECT slot_start AT TIME ZONE 'America/New_York' FROM cancellations WHERE id = %s",
+        (cancellation_id,),
+    )
+    assert local_start == start  # 10:00 in the clinic, not in the browser's zone
 
     # a patient says yes: the slot leaves the board and waits in "booked" until entered
     offered = clinic.offers(cancellation_id)

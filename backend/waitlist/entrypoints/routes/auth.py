@@ -20,11 +20,13 @@ from waitlist.service_layer import accounts
 auth_bp = Blueprint("auth", url_prefix="/auth")
 
 
-def _me(identity: accounts.Identity) -> dict:
+def _me(request: Request, identity: accounts.Identity) -> dict:
     return {
         "username": identity.username,
         "role": identity.role.value,
         "csrf_token": identity.csrf_token,
+        # the console enters and shows times in the clinic's zone, not the browser's
+        "clinic_timezone": str(backend_of(request).settings.clinic_timezone),
     }
 
 
@@ -44,7 +46,7 @@ async def login(request: Request) -> HTTPResponse:
         response = error(429, f"too many failed logins: this account is locked until {local}")
         response.headers["Retry-After"] = str(wait)
         return response
-    response = json(_me(identity))
+    response = json(_me(request, identity))
     response.add_cookie(
         SESSION_COOKIE,
         token,
@@ -71,4 +73,4 @@ async def logout(request: Request) -> HTTPResponse:
 
 @auth_bp.get("/me")
 async def me(request: Request) -> HTTPResponse:
-    return json(_me(await authenticate(request)))
+    return json(_me(request, await authenticate(request)))
