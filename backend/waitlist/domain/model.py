@@ -441,6 +441,16 @@ class Cancellation:
     def pending_offers(self) -> list[Offer]:
         return [o for o in self.offers if o.is_pending]
 
+    def slot(self, provider: Provider) -> Slot:
+        """The slot as the eligibility rules see it: with its provider's type."""
+        return Slot(
+            provider_id=provider.id or 0,
+            provider_type=provider.provider_type,
+            location=self.location,
+            start=self.slot_start,
+            end=self.slot_end,
+        )
+
     def offer(self, offer_id: int) -> Offer:
         for candidate in self.offers:
             if candidate.id == offer_id:

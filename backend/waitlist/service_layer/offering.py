@@ -12,7 +12,6 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from waitlist.config import Settings
-from waitlist.domain import model
 from waitlist.domain.model import Actor
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -62,13 +61,7 @@ def _fill_seats_once(
             return 0
         provider = uow.providers.get(cancellation.provider_id)
         assert provider is not None  # foreign key
-        slot = model.Slot(
-            provider_id=provider.id or 0,
-            provider_type=provider.provider_type,
-            location=cancellation.location,
-            start=cancellation.slot_start,
-            end=cancellation.slot_end,
-        )
+        slot = cancellation.slot(provider)
         candidates = uow.waitlist.select_candidates(
             cancellation, slot, policy, settings.scoring, now, seats
         )

@@ -391,13 +391,7 @@ def explain_cancellation(
             raise NotFound("cancellation", cancellation_id)
         provider = uow.providers.get(cancellation.provider_id)
         assert provider is not None  # foreign key
-        slot = model.Slot(
-            provider_id=provider.id or 0,
-            provider_type=provider.provider_type,
-            location=cancellation.location,
-            start=cancellation.slot_start,
-            end=cancellation.slot_end,
-        )
+        slot = cancellation.slot(provider)
         found = uow.waitlist.explain_selection(
             cancellation, slot, settings.offering, settings.scoring, now
         )
