@@ -71,6 +71,9 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
         (phone,),
     )
     assert (language, entry_status) == ("es", "active")
+    page.fill("#find", "ros")
+    page.press("#find", "Enter")
+    expect(page.locator("#found")).to_contain_text(phone)
 
     # enter a slot, in the clinic's time zone whatever the browser's: three seats appear on the
     # board, their texts leave, their holds count down

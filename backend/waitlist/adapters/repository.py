@@ -43,6 +43,23 @@ class PatientRepository:
     def get(self, patient_id: int) -> model.Patient | None:
         return self.session.get(model.Patient, patient_id)
 
+    def search(self, text: str, limit: int, offset: int) -> tuple[list[model.Patient], int]:
+        """Patients whose name contains `text`, or whose number contains its digits; by name."""
+        t = orm.patients.c
+        digits = "".join(ch for ch in text if ch.isdigit())
+        match = t.display_name.icontains(text, autoescape=True)
+        if len(digits) >= 3:
+            match = sa.or_(match, t.phone.contains(digits, autoescape=True))
+        total = self.session.execute(sa.select(sa.func.count()).where(match)).scalar_one()
+        query = (
+            sa.select(model.Patient)
+            .where(match)
+            .order_by(t.display_name, t.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(self.session.scalars(query)), total
+
     def by_phone(self, phone: str, for_update: bool = False) -> model.Patient | None:
         query = sa.select(model.Patient).where(orm.patients.c.phone == phone)
         if for_update:

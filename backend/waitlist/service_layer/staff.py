@@ -126,6 +126,15 @@ def get_patient(uow: UnitOfWork, patient_id: int) -> dict[str, Any]:
         return views.patient_view(patient)
 
 
+def search_patients(uow: UnitOfWork, text: str, limit: int, offset: int) -> dict[str, Any]:
+    """`{items, total, next}`: `next` is the offset of the following page, or None."""
+    with uow:
+        patients, total = uow.patients.search(text.strip(), limit, offset)
+        items = [views.patient_view(p) for p in patients]
+    following = offset + len(items)
+    return {"items": items, "total": total, "next": following if following < total else None}
+
+
 @dataclass
 class EntryInput:
     """Waitlist fields as staff send them; None means "not given"."""

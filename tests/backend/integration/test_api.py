@@ -457,3 +457,24 @@ def test_an_unexpected_failure_is_a_500_problem_that_hides_the_cause(app: Sanic)
     assert response.status == 500
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json["detail"] == "something went wrong on our side; nothing was changed"
+
+
+def test_patients_are_found_by_name_or_phone_digits(app: Sanic) -> None:
+    for n, name in enumerate(["Ana Ruiz", "Anabel", "Luis", "100%_Ana"]):
+        body = {"phone": PHONES[n], "display_name": name}
+        assert call(app, "post", "/api/v1/patients", STAFF, json=body).status == 201
+
+    def names(query: str) -> list[str]:
+        return [
+            p["display_name"]
+            for p in call(app, "get", f"/api/v1/patients?{query}", STAFF).json["items"]
+        ]
+
+    assert names("q=ana") == ["100%_Ana", "Ana Ruiz", "Anabel"]
+    assert names("q=%25_") == ["100%_Ana"]  # % and _ are letters, not wildcards
+    assert names("q=" + PHONES[2][-4:]) == ["Luis"]
+    assert names("q=(202) 555-" + PHONES[2][-4:]) == ["Luis"]
+    page = call(app, "get", "/api/v1/patients?q=ana&limit=2", STAFF).json
+    assert (len(page["items"]), page["total"], page["next"]) == (2, 3, 2)
+    last = call(app, "get", "/api/v1/patients?q=ana&limit=2&offset=2", STAFF).json
+    assert ([p["display_name"] for p in last["items"]], last["next"]) == (["Anabel"], None)

@@ -68,6 +68,21 @@ async def create_patient(request: Request) -> HTTPResponse:
     return json(view, status=201)
 
 
+@staff_bp.get("/patients")
+@openapi.secured("bearer")
+@openapi.parameter("q", str, description="part of the name, or 3+ digits of the phone number")
+@openapi.parameter("limit", int, description="page size (default 20, at most 100)")
+@openapi.parameter("offset", int, description="where the page starts (the last page's `next`)")
+async def search_patients(request: Request) -> HTTPResponse:
+    """Find patients by name or phone: `{items, total, next}`."""
+    text = request.args.get("q", "")
+    if len(text) > 100:
+        raise ApiError(400, "q has at most 100 characters", "q")
+    limit = query_int(request, "limit", 20, 100) or 20
+    offset = query_int(request, "offset", 0, 10**6)
+    return json(await backend_of(request).run(staff.search_patients, text, limit, offset))
+
+
 @staff_bp.get("/patients/<patient_id:row_id>")
 @openapi.secured("bearer")
 async def get_patient(request: Request, patient_id: int) -> HTTPResponse:
