@@ -60,9 +60,9 @@ def keyword_intent(text: str | None, keywords: dict[str, list[str]]) -> str | No
     return None
 
 
-def override_intent(message: Message, intent: str) -> None:
-    """Sets `intent` with confidence 1.0 and puts it first in the ranking."""
-    prediction = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}
+def override_intent(message: Message, intent: str, confidence: float = 1.0) -> None:
+    """Sets `intent` (with `confidence`, 1.0 unless told) and puts it first in the ranking."""
+    prediction = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: confidence}
     message.set(INTENT, prediction, add_to_output=True)
     # Keep the classifier's ranking for debugging, minus the overridden entry.
     ranking = [

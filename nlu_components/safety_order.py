@@ -35,7 +35,6 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
-    INTENT_RANKING_KEY,
     PREDICTED_CONFIDENCE_KEY,
     TEXT,
 )
@@ -324,15 +323,5 @@ class SafetyOrder(GraphComponent):
             if decision is None:
                 continue
             intent, confidence = decision
-            if confidence >= 1.0:
-                override_intent(message, intent)
-            else:
-                prediction = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: confidence}
-                message.set(INTENT, prediction, add_to_output=True)
-                ranking = [
-                    entry
-                    for entry in message.get(INTENT_RANKING_KEY) or []
-                    if entry.get(INTENT_NAME_KEY) != intent
-                ]
-                message.set(INTENT_RANKING_KEY, [prediction, *ranking], add_to_output=True)
+            override_intent(message, intent, confidence)
         return messages
