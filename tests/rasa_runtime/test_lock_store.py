@@ -551,8 +551,9 @@ async def test_a_waiter_gives_up_with_lock_error_after_max_wait_time(
         # the waiter left the queue: only the holder's ticket is left
         assert _ticket_count(holder_store, conversation_id) == 1
     print(f"waiter gave up after {waited:.2f} s")
-    # Redis ends a BLPOP on its 100 ms clock (hz 10), so a wait can run a tick over
-    assert 0.5 <= waited <= 0.8
+    # Redis ends a BLPOP on its 100 ms clock (hz 10), so a wait can run a tick over; asyncio may
+    # wake a timer up to its clock resolution early, so a wait can also end a hair under 0.5 s
+    assert 0.49 <= waited <= 0.8
 
 
 @pytest.mark.asyncio
