@@ -97,6 +97,12 @@ class WaitlistRepository:
             query = query.with_for_update()
         return list(self.session.scalars(query))
 
+    def for_patient(self, patient_id: int) -> list[model.WaitlistEntry]:
+        """Every entry the patient ever had, newest first (the patient page shows them all)."""
+        t = orm.waitlist_entries.c
+        query = sa.select(model.WaitlistEntry).where(t.patient_id == patient_id).order_by(t.id.desc())
+        return list(self.session.scalars(query))
+
     def list(self, status: str | None, limit: int, offset: int) -> list[model.WaitlistEntry]:
         t = orm.waitlist_entries.c
         query = sa.select(model.WaitlistEntry).order_by(t.id).limit(limit).offset(offset)
@@ -253,6 +259,22 @@ class CancellationRepository:
         return list(self.session.scalars(query))
 
 
+@dataclass(frozen=True)
+class OfferHistoryRow:
+    id: int
+    cancellation_id: int
+    state: model.OfferState
+    created_at: datetime
+    sent_at: datetime | None
+    responded_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    delivery_status: str | None
+    slot_start: datetime
+    location: str
+    provider_name: str
+
+
 class OfferRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -273,6 +295,32 @@ class OfferRepository:
             .limit(1)
         )
         return self.session.scalars(query).one_or_none()
+
+    def history_for_patient(self, patient_id: int, limit: int) -> list[OfferHistoryRow]:
+        """The patient's offers, newest first, each with the slot it offered."""
+        o, c, p = orm.offers.c, orm.cancellations.c, orm.providers.c
+        query = (
+            sa.select(
+                o.id,
+                o.cancellation_id,
+                o.state,
+                o.created_at,
+                o.sent_at,
+                o.responded_at,
+                o.closed_at,
+                o.close_reason,
+                o.delivery_status,
+                c.slot_start,
+                c.location,
+                p.name.label("provider_name"),
+            )
+            .join(orm.cancellations, c.id == o.cancellation_id)
+            .join(orm.providers, p.id == c.provider_id)
+            .where(o.patient_id == patient_id)
+            .order_by(o.created_at.desc(), o.id.desc())
+            .limit(limit)
+        )
+        return [OfferHistoryRow(**row._mapping) for row in self.session.execute(query)]
 
     def due_holds(self, now: datetime, limit: int) -> dict[int, list[int]]:
         """Pending offers whose hold ran out, by cancellation id."""

@@ -126,6 +126,42 @@ def get_patient(uow: UnitOfWork, patient_id: int) -> dict[str, Any]:
         return views.patient_view(patient)
 
 
+# The patient page shows this much of the past; older texts stay in the tracker store
+HISTORY_OFFERS = 50
+HISTORY_TEXTS = 100
+
+
+def patient_history(
+    uow: UnitOfWork, patient_id: int, now: datetime, settings: Settings
+) -> dict[str, Any]:
+    """The patient page: the record, every waitlist entry with the score an active one has right
+    now, the offers made (newest first) and the last texts of the SMS conversation."""
+    with uow:
+        patient = uow.patients.get(patient_id)
+        if patient is None:
+            raise NotFound("patient", patient_id)
+        entries = []
+        for entry in uow.waitlist.for_patient(patient_id):
+            active = entry.status == model.EntryStatus.ACTIVE
+            parts = uow.waitlist.score_parts(entry.id or 0, settings.scoring, now) if active else None
+            entries.append(views.entry_view(entry, parts))
+        offers = [
+            views.offer_history_view(row, settings.clinic_timezone)
+            for row in uow.offers.history_for_patient(patient_id, HISTORY_OFFERS)
+        ]
+        available = uow.transcripts.available()
+        texts = uow.transcripts.last_texts(patient.phone, HISTORY_TEXTS) if available else []
+        return {
+            "patient": views.patient_view(patient),
+            "entries": entries,
+            "offers": offers,
+            "transcript": {
+                "available": available,
+                "texts": [views.transcript_line_view(line) for line in texts],
+            },
+        }
+
+
 def search_patients(uow: UnitOfWork, text: str, limit: int, offset: int) -> dict[str, Any]:
     """`{items, total, next}`: `next` is the offset of the following page, or None."""
     with uow:

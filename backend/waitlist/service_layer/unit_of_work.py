@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from waitlist.adapters import repository
+from waitlist.adapters.transcripts import Transcripts
 from waitlist.domain import model
 from waitlist.service_layer import handlers
 
@@ -29,6 +30,7 @@ class UnitOfWork:
     replies: repository.ReplyLog
     idempotency: repository.IdempotencyKeys
     staff_accounts: repository.StaffAccounts
+    transcripts: Transcripts
     session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -49,6 +51,7 @@ class UnitOfWork:
         self.replies = repository.ReplyLog(self.session)
         self.idempotency = repository.IdempotencyKeys(self.session)
         self.staff_accounts = repository.StaffAccounts(self.session)
+        self.transcripts = Transcripts(self.session)
         self._pending_seats: set[int] = set()
         return self
 

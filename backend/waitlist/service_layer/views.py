@@ -6,6 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from waitlist.adapters.repository import OfferHistoryRow
+from waitlist.adapters.transcripts import TranscriptLine
 from waitlist.domain import model
 
 # Two languages, a dozen words each: small enough to keep here rather than pull in a locale library.
@@ -96,6 +98,27 @@ def offer_view(o: model.Offer) -> dict[str, Any]:
         "close_reason": o.close_reason,
         "delivery_status": o.delivery_status,
     }
+
+
+def offer_history_view(row: OfferHistoryRow, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "cancellation_id": row.cancellation_id,
+        "state": row.state.value,
+        "provider_name": row.provider_name,
+        "location": row.location,
+        "slot_start": iso(row.slot_start.astimezone(tz)),
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "responded_at": iso(row.responded_at),
+        "closed_at": iso(row.closed_at),
+        "close_reason": row.close_reason,
+        "delivery_status": row.delivery_status,
+    }
+
+
+def transcript_line_view(line: TranscriptLine) -> dict[str, Any]:
+    return {"at": iso(line.at), "direction": line.direction, "text": line.text, "intent": line.intent}
 
 
 def cancellation_view(c: model.Cancellation) -> dict[str, Any]:

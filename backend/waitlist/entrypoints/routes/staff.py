@@ -89,6 +89,14 @@ async def get_patient(request: Request, patient_id: int) -> HTTPResponse:
     return json(await backend_of(request).run(staff.get_patient, patient_id))
 
 
+@staff_bp.get("/patients/<patient_id:row_id>/history")
+@openapi.secured("bearer")
+async def patient_history(request: Request, patient_id: int) -> HTTPResponse:
+    """The patient page: waitlist entries with their score breakdown, offers, SMS transcript."""
+    b = backend_of(request)
+    return json(await b.run(staff.patient_history, patient_id, b.clock.now(), b.settings))
+
+
 @staff_bp.patch("/patients/<patient_id:row_id>")
 @openapi.body({"application/json": schemas.CorrectPatientNumber})
 @openapi.secured("bearer")
