@@ -9,7 +9,9 @@ Definitions (the README's "Metrics" repeats them for staff):
 - `offers_per_fill`: offers whose text left, for the span's slots, per filled slot;
 - `acceptance_rate`: accepted / offers whose text left;
 - `opt_outs`: opt-outs recorded that day, by any patient;
-- `delivery_failures`: offers for the span's slots that Twilio could not deliver to the number.
+- `delivery_failures`: offers for the span's slots that Twilio could not deliver to the number;
+- `time_to_fill`: the span's fills counted by minutes to fill, in the buckets of FILL_BUCKETS
+  (each from the previous bound, included, up to its own, excluded; the last one is open-ended).
 A ratio with nothing to divide by is null.
 """
 
@@ -52,6 +54,27 @@ OFFERS = sa.text(
     GROUP BY GROUPING SETS ((1), ())
     """
 )
+# Upper bounds in minutes, then a last open-ended bucket; labels are what the console prints
+FILL_BUCKETS: tuple[tuple[int | None, str], ...] = (
+    (15, "under 15 min"),
+    (30, "15-30 min"),
+    (60, "30-60 min"),
+    (120, "1-2 h"),
+    (240, "2-4 h"),
+    (480, "4-8 h"),
+    (1440, "8-24 h"),
+    (None, "a day or more"),
+)
+# width_bucket over the bounds: 0 below the first, k from bound k (1-based) up to the next one
+TIME_TO_FILL = sa.text(
+    """
+    SELECT width_bucket(extract(epoch FROM closed_at - created_at) / 60, :bounds) AS bucket,
+           count(*) AS filled
+    FROM cancellations
+    WHERE status = 'filled' AND created_at >= :start AND created_at < :end
+    GROUP BY 1
+    """
+).bindparams(sa.bindparam("bounds", type_=sa.ARRAY(sa.Float)))
 OPT_OUTS = sa.text(
     """
     SELECT (occurred_at AT TIME ZONE :tz)::date AS day, count(*) AS opt_outs
@@ -97,12 +120,21 @@ def fill_stats(uow: UnitOfWork, first: date, last: date, tz: ZoneInfo) -> dict[s
         slots = {r.day: r._asdict() for r in uow.session.execute(SLOTS, params)}
         offers = {r.day: r._asdict() for r in uow.session.execute(OFFERS, params)}
         opt_outs = {r.day: r.opt_outs for r in uow.session.execute(OPT_OUTS, params)}
+        bounds = [float(bound) for bound, _ in FILL_BUCKETS if bound is not None]
+        buckets = {
+            r.bucket: r.filled
+            for r in uow.session.execute(TIME_TO_FILL, {**params, "bounds": bounds})
+        }
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return {
         "from": first.isoformat(),
         "to": last.isoformat(),
         "timezone": str(tz),
         **_figures(slots.get(None, {}), offers.get(None, {}), opt_outs.get(None, 0)),
+        "time_to_fill": [
+            {"label": label, "up_to_minutes": bound, "filled": buckets.get(n, 0)}
+            for n, (bound, label) in enumerate(FILL_BUCKETS)
+        ],
         "by_day": [
             {
                 "day": day.isoformat(),

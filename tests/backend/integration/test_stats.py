@@ -120,12 +120,25 @@ def test_the_last_seven_clinic_days_by_default(app: Sanic, seeded: None) -> None
     assert response.status == 200
     body = response.json
     days = body.pop("by_day")
+    time_to_fill = body.pop("time_to_fill")
     assert body == {
         "from": "2026-11-25",
         "to": "2026-12-01",
         "timezone": "America/New_York",
         **WEEK,
     }
+    # the fills of 12, 30 and 60 minutes: each bucket includes its lower bound
+    assert [(b["label"], b["filled"]) for b in time_to_fill] == [
+        ("under 15 min", 1),
+        ("15-30 min", 0),
+        ("30-60 min", 1),
+        ("1-2 h", 1),
+        ("2-4 h", 0),
+        ("4-8 h", 0),
+        ("8-24 h", 0),
+        ("a day or more", 0),
+    ]
+    assert [b["up_to_minutes"] for b in time_to_fill] == [15, 30, 60, 120, 240, 480, 1440, None]
     assert [d["day"] for d in days] == [f"2026-11-{n}" for n in range(25, 31)] + ["2026-12-01"]
     assert [{k: v for k, v in d.items() if k != "day"} for d in days] == [EMPTY_DAY] * 5 + [
         NOV_30,
