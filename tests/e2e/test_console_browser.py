@@ -1,6 +1,8 @@
-"""The staff console in a real Chromium (Debian's, driven by Playwright): log in, enter a slot,
-watch its three seats count down on the board, a patient's "yes" moves it to the booked queue,
-acknowledge it, close a call-back, read the week's numbers, log out. Screenshots in results/console/."""
+"""The staff console in a real Chromium (Debian's, driven by Playwright): log in, add a patient,
+edit her preferences, boost and remove her on her page, enter a slot, watch its three seats count
+down on the board, a patient's "yes" moves it to the booked queue, acknowledge it, read the
+winner's page (offer and texts), close a call-back, re-enable texts after a wrong number, read the
+numbers and charts, log out. Screenshots in results/console/."""
 
 from __future__ import annotations
 
@@ -75,6 +77,38 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     page.press("#find", "Enter")
     expect(page.locator("#found")).to_contain_text(phone)
 
+    # her page: the entry's score moves with "urgent" and a boost; then she leaves the list
+    page.locator("#found tr", has_text=phone).get_by_role("button", name="Open").click()
+    expect(page.locator("#pt-name")).to_contain_text("Rosa")
+    entry = page.locator("#pt-entries .entry").first
+    expect(entry.locator(".score")).to_have_text("0")
+    entry.locator("input[name=day][value=mon]").check()
+    entry.locator("input[name=day][value=wed]").check()
+    entry.locator("input[name=earliest_time]").fill("09:00")
+    entry.locator("input[name=urgent]").check()
+    entry.get_by_role("button", name="Save preferences").click()
+    expect(entry.locator(".score")).to_have_text("30")  # the urgent points
+    entry.locator("input[name=boost]").fill("10")
+    entry.get_by_role("button", name="Set boost").click()
+    expect(entry.locator(".score")).to_have_text("40")
+    [(days, earliest, urgent, boost)] = clinic.sql(
+        "SELECT w.days_of_week, w.earliest_time::text, w.urgent, w.manual_boost"
+        " FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id WHERE p.phone = %s",
+        (phone,),
+    )
+    assert (days, earliest, urgent, boost) == ([0, 2], "09:00:00", True, 10)
+    page.screenshot(path=str(SHOTS / "patient-edit.png"), full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    entry.get_by_role("button", name="Remove from waitlist").click()
+    expect(page.locator("#pt-entries")).to_contain_text("removed")
+    [(entry_status,)] = clinic.sql(
+        "SELECT w.status FROM waitlist_entries w JOIN patients p ON p.id = w.patient_id"
+        " WHERE p.phone = %s",
+        (phone,),
+    )
+    assert entry_status == "removed"
+    page.click("#pt-close")
+
     # enter a slot, in the clinic's time zone whatever the browser's: three seats appear on the
     # board, their texts leave, their holds count down
     start = (datetime.now() + timedelta(days=2)).replace(hour=10, minute=0, second=0, microsecond=0)
@@ -119,6 +153,18 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     )
     assert entered_by == username
 
+    # the winner's page: the accepted offer, and the conversation from the tracker store
+    page.fill("#find", winner[-4:])
+    page.press("#find", "Enter")
+    page.locator("#found tr", has_text=winner).get_by_role("button", name="Open").click()
+    expect(page.locator("#pt-offers .state.accepted")).to_have_count(1)
+    expect(page.locator("#pt-transcript .text.in").first).to_contain_text("yes")
+    outgoing = page.locator("#pt-transcript .text.out")
+    expect(outgoing.first).to_contain_text(clinic.received(winner)[0][:20])
+    assert outgoing.count() >= 2  # the offer and the confirmation
+    page.screenshot(path=str(SHOTS / "patient.png"), full_page=True)
+    page.click("#pt-close")
+
     # a patient asks for a call: it shows with their words; "done" takes a note and closes it
     caller = next(phone for pid, phone in patients if pid not in offered)
     clinic.text(caller, "can someone from the clinic call me please")
@@ -131,11 +177,43 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     notes = clinic.sql("SELECT done_by, note FROM callbacks_done")
     assert (username, "left a voicemail") in notes
 
-    # the week's numbers
+    # a number that reached the wrong person: nothing is texted to it until staff correct it
+    stranger = next(phone for pid, phone in patients if pid in offered and phone != winner)
+    clinic.text(stranger, "you have the wrong number")
+    expect(page.locator("#callbacks tr", has_text=stranger)).to_have_count(1, timeout=30_000)
+    page.fill("#find", stranger[-4:])
+    page.press("#find", "Enter")
+    page.locator("#found tr", has_text=stranger).get_by_role("button", name="Open").click()
+    expect(page.locator("#pt-summary")).to_contain_text("wrong number")
+    corrected = f"+1303556{datetime.now().microsecond % 10000:04d}"
+    page.fill("#pt-phone", corrected)
+    page.click("#pt-renumber-button")
+    expect(page.locator("#pt-summary")).to_contain_text(corrected)
+    expect(page.locator("#pt-renumber")).to_be_hidden()
+    [(wrong_at, opted_out)] = clinic.sql(
+        "SELECT wrong_number_at, opted_out FROM patients WHERE phone = %s", (corrected,)
+    )
+    assert (wrong_at, opted_out) == (None, False)
+    corrected_by = clinic.sql(
+        "SELECT actor_ref FROM audit_events WHERE kind = 'patient_number_corrected'"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    assert corrected_by == [(username,)]
+    page.click("#pt-close")
+
+    # the numbers, and their charts drawn by the vendored Chart.js, for 7 then 30 days
     stats = page.locator("#stats")
     expect(stats).to_contain_text("Fill rate")
     filled = stats.locator("tr", has_text="Filled").locator(".stat").text_content()
     assert filled is not None and int(filled) >= 1
+    assert page.evaluate("typeof Chart") == "function"
+    days_charted = "Chart.getChart('chart-fill').data.labels.length"
+    page.wait_for_function(f"{days_charted} === 7")
+    filled_charted = "Chart.getChart('chart-time').data.datasets[0].data.reduce((a, b) => a + b, 0)"
+    assert page.evaluate(filled_charted) == int(filled)
+    page.select_option("#range", "30")
+    page.wait_for_function(f"{days_charted} === 30")
+    page.locator("#stats").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "stats.png"), full_page=True)
 
     page.click("#logout")

@@ -11,11 +11,11 @@ from http import HTTPStatus
 
 from sanic import Request, Sanic
 from sanic.exceptions import SanicException
-from sanic.response import HTTPResponse, html
+from sanic.response import HTTPResponse, html, raw
 from sanic_ext import openapi
 
 from waitlist.domain.model import DomainError
-from waitlist.entrypoints.console import CONSOLE_HTML
+from waitlist.entrypoints.console import CHART_JS, CHART_JS_NAME, CONSOLE_HEADERS, CONSOLE_HTML
 from waitlist.entrypoints.http import ApiError, Backend, error, row_id
 from waitlist.entrypoints.routes.auth import auth_bp
 from waitlist.entrypoints.routes.operations import operations_bp
@@ -55,8 +55,19 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
         openapi.exclude(bp=internal)
 
     @app.get("/")
+    @openapi.exclude()
     async def console(request: Request) -> HTTPResponse:
-        return html(CONSOLE_HTML)
+        return html(CONSOLE_HTML, headers=CONSOLE_HEADERS)
+
+    @app.get(f"/vendor/{CHART_JS_NAME}")
+    @openapi.exclude()
+    async def chart_library(request: Request) -> HTTPResponse:
+        # the version is in the name, so a browser may keep it for good
+        return raw(
+            CHART_JS,
+            content_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=31536000, immutable", **CONSOLE_HEADERS},
+        )
 
     @app.exception(ApiError)
     async def api_error(request: Request, exc: ApiError) -> HTTPResponse:
