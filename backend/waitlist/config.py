@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
-from waitlist.domain.model import ContactHours, OfferingPolicy, ScoringPolicy
+from waitlist.domain.model import AdaptiveRule, ContactHours, OfferingPolicy, ScoringPolicy
 
 
 class SettingsError(ValueError):
@@ -40,6 +40,49 @@ def parse_contact_hours(raw: str) -> ContactHours:
     if start >= end:
         raise SettingsError(f"CONTACT_HOURS must start before it ends, got {raw!r}")
     return ContactHours(start=start, end=end)
+
+
+BATCH_MODES = ("rolling", "strict", "adaptive")
+DEFAULT_BATCH_MODE = "rolling"
+
+
+def _fraction(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
+    if not 0 < value < 1:
+        raise SettingsError(f"{name} must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
+def parse_adaptive_rule(env: dict[str, str]) -> AdaptiveRule:
+    """BATCH_MODE=adaptive's numbers (docs/adaptive-offering.md); the defaults are the rule's."""
+    base = AdaptiveRule()
+
+    def minutes(name: str, default: timedelta) -> timedelta:
+        return timedelta(minutes=_int(env, name, int(default.total_seconds() // 60), minimum=1))
+
+    rule = AdaptiveRule(
+        target=_fraction(env, "ADAPTIVE_TARGET", base.target),
+        horizon=minutes("ADAPTIVE_HORIZON_MINUTES", base.horizon),
+        min_batch=_int(env, "ADAPTIVE_MIN_BATCH", base.min_batch, minimum=1),
+        max_batch=_int(env, "ADAPTIVE_MAX_BATCH", base.max_batch, minimum=1),
+        min_hold=minutes("ADAPTIVE_MIN_HOLD_MINUTES", base.min_hold),
+        max_hold=minutes("ADAPTIVE_MAX_HOLD_MINUTES", base.max_hold),
+        prior_acceptance=_fraction(env, "ADAPTIVE_PRIOR_ACCEPTANCE", base.prior_acceptance),
+        prior_weight=_int(env, "ADAPTIVE_PRIOR_WEIGHT", base.prior_weight, minimum=1),
+        prior_reply=minutes("ADAPTIVE_PRIOR_REPLY_MINUTES", base.prior_reply),
+        history=timedelta(days=_int(env, "ADAPTIVE_HISTORY_DAYS", 28, minimum=1)),
+    )
+    if rule.max_batch < rule.min_batch:
+        raise SettingsError("ADAPTIVE_MAX_BATCH must be at least ADAPTIVE_MIN_BATCH")
+    if rule.max_hold < rule.min_hold:
+        raise SettingsError("ADAPTIVE_MAX_HOLD_MINUTES must be at least ADAPTIVE_MIN_HOLD_MINUTES")
+    return rule
 
 
 @dataclass(frozen=True)
@@ -76,11 +119,16 @@ class Settings:
             tz = ZoneInfo(tz_name)
         except Exception as exc:  # ZoneInfo raises several types for a bad key
             raise SettingsError(f"CLINIC_TIMEZONE is not a known time zone: {tz_name!r}") from exc
-        batching = env.get("BATCH_MODE", "rolling").strip().lower() or "rolling"
-        if batching not in ("rolling", "strict"):
-            raise SettingsError(f"BATCH_MODE must be rolling or strict, got {batching!r}")
+        batching = env.get("BATCH_MODE", "").strip().lower() or DEFAULT_BATCH_MODE
+        if batching not in BATCH_MODES:
+            raise SettingsError(
+                f"BATCH_MODE must be {', '.join(BATCH_MODES[:-1])} or {BATCH_MODES[-1]},"
+                f" got {batching!r}"
+            )
+        adaptive = parse_adaptive_rule(env) if batching == "adaptive" else None
         offering = OfferingPolicy(
-            batch_size=_int(env, "BATCH_SIZE", 3, minimum=1),
+            # adaptive mode: the rule's ceiling, so the sweep looks at every slot with a free seat
+            batch_size=adaptive.max_batch if adaptive else _int(env, "BATCH_SIZE", 3, minimum=1),
             hold=timedelta(minutes=_int(env, "HOLD_MINUTES", 7, minimum=1)),
             lead_time=timedelta(minutes=_int(env, "LEAD_TIME_MINUTES", 60)),
             contact_hours=parse_contact_hours(env.get("CONTACT_HOURS", "") or "08:00-20:00"),
@@ -88,6 +136,7 @@ class Settings:
             weekly_cap=_int(env, "WEEKLY_OFFER_CAP", 6, minimum=1),
             strict_batches=batching == "strict",
             timezone=tz,
+            adaptive=adaptive,
         )
         return cls(
             database_url=env.get("DATABASE_URL") or None,

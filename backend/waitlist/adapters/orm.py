@@ -190,6 +190,8 @@ cancellations = sa.Table(
     sa.Column("closed_at", TS),
     sa.Column("schedule_entered_at", TS),
     sa.Column("schedule_entered_by", sa.Text),
+    # why the latest batch of offers had the size and hold it had, for staff
+    sa.Column("batch_reason", sa.Text),
     sa.CheckConstraint("slot_end > slot_start", name="slot_order"),
     sa.Index("ix_cancellations_open", "slot_start", postgresql_where=sa.text("status = 'open'")),
     # One chair, one slot: the same cancellation entered twice (a double click, a retried request)
@@ -218,6 +220,8 @@ offers = sa.Table(
     sa.Column("closed_at", TS),
     sa.Column("close_reason", sa.Text),
     sa.Column("delivery_status", sa.Text),
+    # the hold its batch was planned with (BATCH_MODE=adaptive varies it; NULL in older rows)
+    sa.Column("hold", sa.Interval),
     # one offer per patient per slot (an offer released by our own outage does not count)
     sa.Index(
         "uq_offers_cancellation_patient",

@@ -7,6 +7,7 @@ adapters/orm.py); the rules here decide *what* should happen, the database makes
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -111,6 +112,16 @@ class CancellationFilled(Event):
     late: bool
 
 
+@dataclass(frozen=True)
+class BatchSized(Event):
+    """Offers went out under a batch plan: staff see why the batch had the size it had."""
+
+    cancellation_id: int
+    plan: BatchPlan
+    offers_made: int
+    occurred_at: datetime
+
+
 # --------------------------------------------------------------------------------------------------
 # Policies (settings turned into rules)
 
@@ -133,6 +144,21 @@ class ContactHours:
         local = now.astimezone(tz)
         day = local.date() if local.time() < self.start else local.date() + timedelta(days=1)
         return datetime.combine(day, self.start, tzinfo=tz)
+
+    def open_between(self, start: datetime, end: datetime, tz: ZoneInfo) -> timedelta:
+        """How much of [start, end) lies inside contact hours: the time in which offers can go
+        out and, mostly, be answered."""
+        total = timedelta(0)
+        day = start.astimezone(tz).date()
+        while True:
+            opens = datetime.combine(day, self.start, tzinfo=tz)
+            if opens >= end:
+                return total
+            closes = datetime.combine(day, self.end, tzinfo=tz)
+            overlap = min(closes, end) - max(opens, start)
+            if overlap > timedelta(0):
+                total += overlap
+            day += timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -170,6 +196,105 @@ class ScoringPolicy:
 
 
 @dataclass(frozen=True)
+class BatchPlan:
+    """How many offers a slot should have out at once, how long each is held, and why."""
+
+    size: int
+    hold: timedelta
+    reason: str
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
+
+
+def _duration_text(span: timedelta) -> str:
+    minutes = _minutes(span)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest:02d} min" if rest else f"{hours} h"
+
+
+@dataclass(frozen=True)
+class AcceptanceEstimate:
+    """How this clinic's patients answer offers lately, blended with a prior (a Beta prior on the
+    acceptance rate, worth `prior_weight` offers), so a new clinic starts from the prior and a
+    busy one soon speaks for itself."""
+
+    rate: float  # share of answered-or-expired offers that were accepted
+    reply: timedelta  # how long an accepting patient takes to say yes (upper quartile)
+    offers: int  # how many of the clinic's own offers the estimate rests on
+
+    @classmethod
+    def blend(
+        cls, offers: int, accepted: int, reply: timedelta | None, rule: AdaptiveRule
+    ) -> AcceptanceEstimate:
+        weight = rule.prior_weight
+        rate = (accepted + rule.prior_acceptance * weight) / (offers + weight)
+        # the prior's reply time counts as many yeses as the prior's offers would have given
+        prior_yeses = rule.prior_acceptance * weight
+        if reply is None or accepted == 0:
+            blended = rule.prior_reply
+        else:
+            blended = (reply * accepted + rule.prior_reply * prior_yeses) / (accepted + prior_yeses)
+        return cls(rate=rate, reply=blended, offers=offers)
+
+
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """BATCH_MODE=adaptive: size each batch and its hold from the time left and the acceptance
+    estimate, so that the slot fills in time with high probability and no more patients than
+    needed are texted (docs/adaptive-offering.md)."""
+
+    # chance, under the estimate, that the offers planned inside the window bring a yes
+    target: float = 0.9
+    # aim to fill within this long even when the cutoff is days away: a slot filled early is
+    # easier for the patient to take and for the clinic to prepare
+    horizon: timedelta = timedelta(minutes=60)
+    min_batch: int = 1
+    max_batch: int = 20
+    min_hold: timedelta = timedelta(minutes=5)
+    max_hold: timedelta = timedelta(minutes=30)
+    # priors, until the clinic's own history outweighs them (Epic Fast Pass: 8-11% accepted)
+    prior_acceptance: float = 0.10
+    prior_weight: int = 50
+    prior_reply: timedelta = timedelta(minutes=20)
+    # how far back the clinic's own history is read
+    history: timedelta = timedelta(days=28)
+
+    def offers_needed(self, rate: float) -> int:
+        """Offers that bring at least one yes with probability `target`, each yes independent."""
+        rate = min(max(rate, 0.005), 0.99)
+        return max(1, math.ceil(math.log(1 - self.target) / math.log(1 - rate)))
+
+    def plan(self, time_left: timedelta, estimate: AcceptanceEstimate) -> BatchPlan:
+        """time_left: contact hours before offering stops for this slot."""
+        window = min(time_left, self.horizon)
+        # the hold gives an accepting patient time to answer, but never outlives the window
+        hold = min(max(estimate.reply, self.min_hold), self.max_hold)
+        hold = max(self.min_hold, min(hold, window))
+        # an offer sent later than a reply time before the window ends is unlikely to be
+        # answered inside it: only the rounds before that count
+        sending = window - estimate.reply
+        rounds = max(1, int(sending / hold)) if sending > timedelta(0) else 1
+        needed = self.offers_needed(estimate.rate)
+        size = min(self.max_batch, max(self.min_batch, math.ceil(needed / rounds)))
+        within = "before offering stops" if window < self.horizon else "as aimed"
+        reason = (
+            f"{size} at a time, {_minutes(hold)}-minute holds: {_duration_text(time_left)} of "
+            f"contact hours left before offering stops, so the aim is a yes within "
+            f"{_duration_text(window)} ({within}); about {estimate.rate:.0%} of offers are "
+            f"accepted (the last {estimate.offers} offers with the prior), so {needed} offers "
+            f"give a {self.target:.0%} chance, and {rounds} round{'s' if rounds != 1 else ''} "
+            f"of {_minutes(hold)} min fit"
+        )
+        if size == self.max_batch and needed > rounds * size:
+            reason += f"; capped at {self.max_batch}"
+        return BatchPlan(size=size, hold=hold, reason=reason)
+
+
+@dataclass(frozen=True)
 class OfferingPolicy:
     batch_size: int = 3
     hold: timedelta = timedelta(minutes=7)
@@ -179,12 +304,31 @@ class OfferingPolicy:
     weekly_cap: int = 6
     strict_batches: bool = False
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/New_York"))
+    # BATCH_MODE=adaptive: each batch sized by this rule (batch_size is then its ceiling, so that
+    # the sweep looks at every slot with a seat that might be free)
+    adaptive: AdaptiveRule | None = None
 
-    def seats_to_fill(self, pending_offers: int) -> int:
+    @property
+    def mode(self) -> str:
+        if self.adaptive is not None:
+            return "adaptive"
+        return "strict" if self.strict_batches else "rolling"
+
+    def fixed_plan(self) -> BatchPlan:
+        kind = "whole batches" if self.strict_batches else "rolling seats"
+        return BatchPlan(
+            size=self.batch_size,
+            hold=self.hold,
+            reason=f"{self.batch_size} at a time, {_minutes(self.hold)}-minute holds "
+            f"({kind}, BATCH_MODE={self.mode})",
+        )
+
+    def seats_to_fill(self, pending_offers: int, size: int | None = None) -> int:
+        size = self.batch_size if size is None else size
         if self.strict_batches:
             # strict mode: the next batch goes out only when the whole previous one has resolved
-            return self.batch_size if pending_offers == 0 else 0
-        return max(0, self.batch_size - pending_offers)
+            return size if pending_offers == 0 else 0
+        return max(0, size - pending_offers)
 
     def offering_closes_at(self, slot_start: datetime) -> datetime:
         return slot_start - self.lead_time
@@ -367,6 +511,8 @@ class Offer:
     closed_at: datetime | None = None
     close_reason: str | None = None
     delivery_status: str | None = None
+    # the hold this offer's batch was planned with (None: the policy's fixed hold)
+    hold: timedelta | None = None
     id: int | None = None
 
     @property
@@ -430,6 +576,8 @@ class Cancellation:
     # staff copied the booking into the practice's own schedule
     schedule_entered_at: datetime | None = None
     schedule_entered_by: str | None = None
+    # why the latest batch had the size and hold it had (shown to staff)
+    batch_reason: str | None = None
     offers: list[Offer] = field(default_factory=list)
     id: int | None = None
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
@@ -506,6 +654,7 @@ class Cancellation:
         if offer.was_sent:
             return SendResult(offer, closed_meanwhile=False)  # a repeated report of one send
         offer.sent_at = now
+        hold = offer.hold or hold  # a planned batch carries its own hold
         if not offer.is_pending:
             # closed while its text was on the way (filled, aborted): the patient has it now
             notice = Notice.SLOT_FILLED if self.status == CancellationStatus.FILLED else None
@@ -541,17 +690,43 @@ class Cancellation:
         self.status, self.closed_at = CancellationStatus.EXPIRED, now
         return self._withdraw_pending(now, "expired", Notice.OFFER_WITHDRAWN)
 
-    def seats_to_fill(self, now: datetime, policy: OfferingPolicy) -> int:
+    def seats_to_fill(
+        self, now: datetime, policy: OfferingPolicy, plan: BatchPlan | None = None
+    ) -> int:
         if not self.is_open or now >= policy.offering_closes_at(self.slot_start):
             return 0
         if not policy.contact_hours.is_open(now, policy.timezone):
             return 0
-        return policy.seats_to_fill(len(self.pending_offers()))
+        return policy.seats_to_fill(len(self.pending_offers()), plan.size if plan else None)
 
-    def make_offer(self, entry: WaitlistEntry, now: datetime, score: int = 0) -> Offer:
+    def plan_batch(
+        self, now: datetime, policy: OfferingPolicy, estimate: AcceptanceEstimate | None
+    ) -> BatchPlan:
+        """The size and hold of the next batch: fixed, or from the adaptive rule."""
+        if policy.adaptive is None:
+            return policy.fixed_plan()
+        rule = policy.adaptive
+        if estimate is None:
+            estimate = AcceptanceEstimate.blend(0, 0, None, rule)
+        closes = policy.offering_closes_at(self.slot_start)
+        left = policy.contact_hours.open_between(now, closes, policy.timezone)
+        return rule.plan(left, estimate)
+
+    def offer_batch(
+        self, entries: list[tuple[WaitlistEntry, int]], now: datetime, plan: BatchPlan
+    ) -> list[Offer]:
+        """Offer the slot to these (entry, score) pairs under `plan`, and say why."""
+        made = [self.make_offer(entry, now, score, plan.hold) for entry, score in entries]
+        if made:
+            self.batch_reason = plan.reason
+            self.events.append(BatchSized(self.id or 0, plan, len(made), now))
+        return made
+
+    def make_offer(
+        self, entry: WaitlistEntry, now: datetime, score: int = 0, hold: timedelta | None = None
+    ) -> Offer:
         if any(
-            o.patient_id == entry.patient_id and o.state != OfferState.RELEASED
-            for o in self.offers
+            o.patient_id == entry.patient_id and o.state != OfferState.RELEASED for o in self.offers
         ):
             raise DomainError(f"patient {entry.patient_id} was already offered this slot")
         offer = Offer(
@@ -559,6 +734,7 @@ class Cancellation:
             entry_id=entry.id or 0,
             patient_id=entry.patient_id,
             created_at=now,
+            hold=hold,
         )
         self.offers.append(offer)
         self.events.append(OfferMade(offer, score))

@@ -19,6 +19,7 @@ from waitlist.service_layer.unit_of_work import UnitOfWork
 SEATS = sa.text(
     """
     SELECT c.id AS cancellation_id, c.location, c.slot_start, c.slot_end, c.created_at,
+           c.batch_reason,
            pr.id AS provider_id, pr.name AS provider_name,
            o.id AS offer_id, o.patient_id, p.display_name, p.phone, o.state::text AS state,
            o.sent_at, o.expires_at, ob.status AS text_status, ob.delivery_status
@@ -64,6 +65,8 @@ def board(uow: UnitOfWork, now: datetime, settings: Settings) -> dict[str, Any]:
                 "slot_start": _iso(row.slot_start),
                 "slot_end": _iso(row.slot_end),
                 "entered_at": _iso(row.created_at),
+                # why the latest batch had its size and hold (BATCH_MODE=adaptive sizes each one)
+                "batch_reason": row.batch_reason,
                 "seats": [],
             },
         )

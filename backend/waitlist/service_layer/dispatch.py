@@ -115,7 +115,7 @@ def _lease(uow: UnitOfWork, now: datetime, settings: Settings) -> Leased | bool 
             slot_date=views.slot_date_text(cancellation.slot_start, tz, language),
             slot_time=views.slot_time_text(cancellation.slot_start, tz, language),
             location=cancellation.location,
-            hold_minutes=int(policy.hold.total_seconds() // 60),
+            hold_minutes=int((offer.hold or policy.hold).total_seconds() // 60),
         )
         uow.commit()
     return Leased(item, message, offer.patient_id)

@@ -91,6 +91,22 @@ def cancellation_filled(event: model.CancellationFilled, uow: UnitOfWork) -> Non
     )
 
 
+def batch_sized(event: model.BatchSized, uow: UnitOfWork) -> None:
+    plan = event.plan
+    uow.events.record(
+        "offer_batch_sized",
+        Actor.SYSTEM,
+        event.occurred_at,
+        cancellation_id=event.cancellation_id,
+        data={
+            "size": plan.size,
+            "hold_minutes": plan.hold.total_seconds() / 60,
+            "offers_made": event.offers_made,
+            "reason": plan.reason,
+        },
+    )
+
+
 Handler = Callable[[Any, "UnitOfWork"], None]
 
 AT_COMMIT: dict[type[model.Event], Handler] = {
@@ -99,6 +115,7 @@ AT_COMMIT: dict[type[model.Event], Handler] = {
     model.OfferClosed: offer_closed,
     model.NoticeDue: notice_due,
     model.CancellationFilled: cancellation_filled,
+    model.BatchSized: batch_sized,
 }
 
 

@@ -11,8 +11,9 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from waitlist.adapters import offer_history
 from waitlist.config import Settings
-from waitlist.domain.model import Actor
+from waitlist.domain.model import AcceptanceEstimate, Actor, BatchPlan, OfferingPolicy
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ def _fill_seats_once(
             )
             uow.commit()
             return 0
-        seats = cancellation.seats_to_fill(now, policy)
+        if cancellation.seats_to_fill(now, policy, _largest_plan(policy)) == 0:
+            return 0  # closed, outside contact hours, or every seat taken: no estimate needed
+        plan = cancellation.plan_batch(now, policy, _estimate(uow, now, policy))
+        seats = cancellation.seats_to_fill(now, policy, plan)
         if seats == 0 or uow.messaging.get().blocks_offers(now, settings.pause_probe_after):
             # while texts cannot leave, nobody is offered: an offer now would be lost to the outage
             return 0
@@ -65,12 +69,28 @@ def _fill_seats_once(
         candidates = uow.waitlist.select_candidates(
             cancellation, slot, policy, settings.scoring, now, seats
         )
+        chosen = []
         for candidate in candidates:
             entry = uow.waitlist.get(candidate.entry_id)
             assert entry is not None
-            cancellation.make_offer(entry, now, candidate.score)
+            chosen.append((entry, candidate.score))
+        cancellation.offer_batch(chosen, now, plan)
         uow.commit()
         return len(candidates)
+
+
+def _largest_plan(policy: OfferingPolicy) -> BatchPlan:
+    """The most seats any plan could give: a cheap first check before the history is read."""
+    return BatchPlan(size=policy.batch_size, hold=policy.hold, reason="")
+
+
+def _estimate(uow: UnitOfWork, now: datetime, policy: OfferingPolicy) -> AcceptanceEstimate | None:
+    """The clinic's recent answers blended with the prior (adaptive mode only)."""
+    rule = policy.adaptive
+    if rule is None:
+        return None
+    found = offer_history.recent_answers(uow.session, now - rule.history, now)
+    return AcceptanceEstimate.blend(found.offers, found.accepted, found.reply, rule)
 
 
 def _close_offers(

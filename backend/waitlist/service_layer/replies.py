@@ -56,7 +56,7 @@ class ReplyContext:
             cancellation,
             language,
             self.settings.clinic_timezone,
-            int(self.settings.offering.hold.total_seconds() // 60),
+            int((offer.hold or self.settings.offering.hold).total_seconds() // 60),
             self.now,
         )
 
