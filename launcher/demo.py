@@ -28,7 +28,7 @@ def main() -> int:
     )
     phone = httpx.Client(base_url=f"http://127.0.0.1:{env['SIMULATOR_PORT']}", timeout=60)
     try:
-        providers = staff.get("/api/v1/providers").raise_for_status().json()
+        providers = staff.get("/api/v1/providers").raise_for_status().json()["items"]
         phone.get("/simulator/messages").raise_for_status()
     except httpx.HTTPError:
         say("Start the product first (`make run` in another terminal, without Twilio credentials).")

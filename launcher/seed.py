@@ -38,7 +38,7 @@ def demo_phone(n: int) -> str:
 def seed_if_empty(backend_url: str, staff_token: str) -> bool:
     headers = {"Authorization": f"Bearer {staff_token}"}
     with httpx.Client(base_url=backend_url, headers=headers, timeout=10) as client:
-        if client.get("/api/v1/providers").json():
+        if client.get("/api/v1/providers?limit=1").json()["total"]:
             return False
         lee = client.post(
             "/api/v1/providers", json={"name": "Dr. Lee", "provider_type": "dermatology"}

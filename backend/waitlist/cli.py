@@ -64,8 +64,12 @@ def main(argv: Sequence[str], settings: Settings | None = None) -> int:
             )
             print(f"added {user['role']} {user['username']} (id {user['id']})")
         else:
-            for user in accounts.list_users(_uow(settings)):
-                print(f"{user['id']:>4}  {user['role']:<10}  {user['username']}")
+            offset: int | None = 0
+            while offset is not None:  # every page: a clinic may have more users than one holds
+                page = accounts.list_users(_uow(settings), 1000, offset)
+                for user in page["items"]:
+                    print(f"{user['id']:>4}  {user['role']:<10}  {user['username']}")
+                offset = page["next"]
     except (DomainError, Conflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,28 @@ from waitlist.adapters import orm, selection
 from waitlist.domain import accounts, model
 
 
+def paged(
+    session: Session,
+    query: sa.Select[Any] | sa.TextClause,
+    limit: int,
+    offset: int,
+    params: dict[str, Any] | None = None,
+) -> tuple[sa.Result[Any], int]:
+    """One page of `query` (which must order its rows fully, so pages neither skip nor repeat a
+    row) and how many rows it has in all: what every list in the staff API returns."""
+    if isinstance(query, sa.TextClause):
+        # a hand-written read model: count and cut it in SQL around its own text
+        sql = query.text
+        count = sa.text(f"SELECT count(*) FROM ({sql}) AS listed")
+        page = sa.text(f"{sql} LIMIT :page_limit OFFSET :page_offset")
+        total = session.execute(count, params or {}).scalar_one()
+        cut = {**(params or {}), "page_limit": limit, "page_offset": offset}
+        return session.execute(page, cut), total
+    counted = sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    total = session.execute(counted, params or {}).scalar_one()
+    return session.execute(query.limit(limit).offset(offset), params or {}), total
+
+
 class ProviderRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -29,8 +51,10 @@ class ProviderRepository:
     def get(self, provider_id: int) -> model.Provider | None:
         return self.session.get(model.Provider, provider_id)
 
-    def list(self) -> list[model.Provider]:
-        return list(self.session.scalars(sa.select(model.Provider).order_by(orm.providers.c.id)))
+    def list(self, limit: int, offset: int) -> tuple[list[model.Provider], int]:
+        query = sa.select(model.Provider).order_by(orm.providers.c.id)
+        rows, total = paged(self.session, query, limit, offset)
+        return list(rows.scalars()), total
 
 
 class PatientRepository:
@@ -50,15 +74,9 @@ class PatientRepository:
         match = t.display_name.icontains(text, autoescape=True)
         if len(digits) >= 3:
             match = sa.or_(match, t.phone.contains(digits, autoescape=True))
-        total = self.session.execute(sa.select(sa.func.count()).where(match)).scalar_one()
-        query = (
-            sa.select(model.Patient)
-            .where(match)
-            .order_by(t.display_name, t.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(self.session.scalars(query)), total
+        query = sa.select(model.Patient).where(match).order_by(t.display_name, t.id)
+        rows, total = paged(self.session, query, limit, offset)
+        return list(rows.scalars()), total
 
     def by_phone(self, phone: str, for_update: bool = False) -> model.Patient | None:
         query = sa.select(model.Patient).where(orm.patients.c.phone == phone)
@@ -100,15 +118,20 @@ class WaitlistRepository:
     def for_patient(self, patient_id: int) -> list[model.WaitlistEntry]:
         """Every entry the patient ever had, newest first (the patient page shows them all)."""
         t = orm.waitlist_entries.c
-        query = sa.select(model.WaitlistEntry).where(t.patient_id == patient_id).order_by(t.id.desc())
+        query = (
+            sa.select(model.WaitlistEntry).where(t.patient_id == patient_id).order_by(t.id.desc())
+        )
         return list(self.session.scalars(query))
 
-    def list(self, status: str | None, limit: int, offset: int) -> list[model.WaitlistEntry]:
+    def list(
+        self, status: str | None, limit: int, offset: int
+    ) -> tuple[list[model.WaitlistEntry], int]:
         t = orm.waitlist_entries.c
-        query = sa.select(model.WaitlistEntry).order_by(t.id).limit(limit).offset(offset)
+        query = sa.select(model.WaitlistEntry).order_by(t.id)
         if status:
             query = query.where(t.status == status)
-        return list(self.session.scalars(query))
+        rows, total = paged(self.session, query, limit, offset)
+        return list(rows.scalars()), total
 
     def select_candidates(
         self,
@@ -251,12 +274,16 @@ class CancellationRepository:
             )
         )
 
-    def list(self, status: str | None, limit: int, offset: int) -> list[model.Cancellation]:
+    def list(
+        self, status: str | None, limit: int, offset: int
+    ) -> tuple[list[model.Cancellation], int]:
         c = orm.cancellations.c
-        query = sa.select(model.Cancellation).order_by(c.slot_start).limit(limit).offset(offset)
+        # the id breaks ties between slots that start together, so pages are stable
+        query = sa.select(model.Cancellation).order_by(c.slot_start, c.id)
         if status:
             query = query.where(c.status == status)
-        return list(self.session.scalars(query))
+        rows, total = paged(self.session, query, limit, offset)
+        return list(rows.scalars()), total
 
 
 @dataclass(frozen=True)
@@ -624,12 +651,13 @@ class EventLog:
         ).mappings()
         return [dict(r) for r in rows]
 
-    def list(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
+    def list(self, kind: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         e = orm.audit_events.c
-        query = sa.select(orm.audit_events).order_by(e.id.desc()).limit(limit)
+        query = sa.select(orm.audit_events).order_by(e.id.desc())
         if kind:
             query = query.where(e.kind == kind)
-        return [dict(r) for r in self.session.execute(query).mappings()]
+        rows, total = paged(self.session, query, limit, offset)
+        return [dict(r) for r in rows.mappings()], total
 
 
 class ReplyLog:
@@ -742,8 +770,11 @@ class StaffAccounts:
         )
         return self.session.scalars(query).one_or_none()
 
-    def list(self) -> list[accounts.StaffUser]:
-        return list(self.session.scalars(sa.select(accounts.StaffUser).order_by("username")))
+    def list(self, limit: int, offset: int) -> tuple[list[accounts.StaffUser], int]:
+        t = orm.staff_users.c
+        query = sa.select(accounts.StaffUser).order_by(t.username, t.id)
+        rows, total = paged(self.session, query, limit, offset)
+        return list(rows.scalars()), total
 
     def start_session(
         self, token_hash: str, user_id: int, csrf_token: str, now: datetime, expires_at: datetime
@@ -758,9 +789,7 @@ class StaffAccounts:
             )
         )
 
-    def session_user(
-        self, token_hash: str, now: datetime
-    ) -> tuple[accounts.StaffUser, str] | None:
+    def session_user(self, token_hash: str, now: datetime) -> tuple[accounts.StaffUser, str] | None:
         """The user of a live session and its CSRF token."""
         t = orm.staff_sessions.c
         row = self.session.execute(

@@ -16,7 +16,7 @@ from sanic_ext import openapi
 
 from waitlist.domain.model import DomainError
 from waitlist.entrypoints.console import CHART_JS, CHART_JS_NAME, CONSOLE_HEADERS, CONSOLE_HTML
-from waitlist.entrypoints.http import ApiError, Backend, error, row_id
+from waitlist.entrypoints.http import ApiError, Backend, allowed_methods, error, row_id
 from waitlist.entrypoints.routes.auth import auth_bp
 from waitlist.entrypoints.routes.operations import operations_bp
 from waitlist.entrypoints.routes.replies import reply_bp
@@ -93,6 +93,8 @@ def create_app(backend: Backend, name: str = "waitlist_backend") -> Sanic:
         response = error(status, message)
         for name, value in (getattr(exc, "headers", None) or {}).items():
             response.headers[name] = value
+        if status == 405 and "allow" not in response.headers:  # RFC 9110 wants it on every 405
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
     @app.exception(Exception)

@@ -121,6 +121,20 @@ async def idempotent(
 
 
 MAX_ROW_ID = 2**31 - 1  # PostgreSQL's integer, the type of every id column
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods this request's path answers to, for the Allow header of a 405 (Sanic names
+    them for a fixed path only, not for one with an id in it)."""
+    allowed = []
+    for method in METHODS:
+        try:
+            request.app.router.get(request.path, method, None)
+        except Exception:  # NotFound or MethodNotAllowed: not this one
+            continue
+        allowed.append(method)
+    return allowed
 
 
 def row_id(segment: str) -> int:
@@ -165,11 +179,18 @@ def parse(request: Request, schema: type[M]) -> M:
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object")
     try:
-        return schema.model_validate(payload)
+        # strict, as JSON: a number is not a text, nor `false` or "5" a number, as the document
+        # says; dates and times still come as their ISO texts
+        return schema.model_validate_json(request.body, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
         message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "string_pattern_mismatch":
+            # the field's description says it in words; a regular expression helps no one
+            info = schema.model_fields.get(str(first["loc"][0])) if first["loc"] else None
+            described = info.description if info is not None else None
+            message = f"must be {described}" if described else "has the wrong form"
         raise ApiError(422, f"{field}: {message}" if field else message, field) from exc
 
 
@@ -240,24 +261,48 @@ def entry_input(body: schemas.EntryFields) -> tuple[staff.EntryInput, set[str]]:
     return data, fields
 
 
+def query_value(request: Request, name: str) -> str | None:
+    """A query parameter as sent: `?limit=` is an empty value (refused where a value needs a
+    form), not a missing one, which `request.args` would make of it."""
+    values = request.get_args(keep_blank_values=True).getlist(name)
+    return values[0] if values else None
+
+
 def query_date(request: Request, name: str) -> date | None:
-    raw = request.args.get(name)
+    """A clinic day, YYYY-MM-DD in the years 2000 to 2999: far enough from date's limits that a
+    span around it never overflows."""
+    raw = query_value(request, name)
     if raw is None:
         return None
     try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be a date, YYYY-MM-DD", name) from exc
+        value = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        value = None
+    if value is None or not 2000 <= value.year <= 2999:
+        raise ApiError(400, f"{name} must be a date from 2000 on, YYYY-MM-DD", name)
+    return value
 
 
-def query_int(request: Request, name: str, default: int, maximum: int) -> int:
-    raw = request.args.get(name)
+def query_int(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = query_value(request, name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError as exc:
         raise ApiError(400, f"{name} must be a whole number", name) from exc
-    if not 0 <= value <= maximum:
-        raise ApiError(400, f"{name} must be between 0 and {maximum}", name)
+    if not minimum <= value <= maximum:
+        raise ApiError(400, f"{name} must be between {minimum} and {maximum}", name)
     return value
+
+
+# Every list in the staff API pages the same way: `limit` rows from `offset` (a page's `next`).
+MAX_PAGE = 1000
+MAX_OFFSET = MAX_ROW_ID  # no list can hold more rows than an id column can number
+
+
+def page_args(request: Request, default_limit: int = 100) -> tuple[int, int]:
+    """`limit` (1 to MAX_PAGE) and `offset` (0 to MAX_OFFSET) from the query, or 400."""
+    limit = query_int(request, "limit", default_limit, 1, MAX_PAGE)
+    offset = query_int(request, "offset", 0, 0, MAX_OFFSET)
+    return limit, offset

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Literal
+from typing import Annotated, Literal
 
 import phonenumbers
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Language = Literal["en", "es"]
+MAX_ID = 2**31 - 1  # PostgreSQL's integer, the type of every id column
+
+# What /docs/openapi.json promises is what is checked here: every rule applies to the text as
+# sent, and white space around it is stripped afterwards. A text must hold more than white space;
+# \x1c-\x1f are white space to Python but not to pydantic's regex engine, so they are named and
+# both read the pattern alike.
+TEXT = r"[^\s\x1c-\x1f]"
+BLANKS = r"[ \t\n\r]*"
+# E.164 (+, country code, number: 7 to 15 digits), spaces, dots, dashes or brackets allowed
+# between digits. Only a number libphonenumber knows as dialable passes the validator too.
+E164 = rf"^{BLANKS}\+[1-9](?:[ .()-]*[0-9]){{6,14}}{BLANKS}$"
 
 
 def normalise_phone(value: str) -> str:
@@ -24,30 +44,53 @@ def normalise_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+Phone = Annotated[
+    str,
+    Field(
+        pattern=E164,
+        json_schema_extra={"format": "phone"},
+        description="a dialable number in E.164, e.g. +12025550123",
+        examples=["+12025550123"],
+    ),
+    AfterValidator(normalise_phone),
+]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def text(max_length: int, **kwargs: object) -> object:
+    """A text field: 1 to `max_length` characters, not only white space."""
+    return Field(min_length=1, max_length=max_length, pattern=TEXT, **kwargs)  # type: ignore[arg-type]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _strip(self) -> Strict:
+        # after the rules, so that they judge the text as sent, as the document describes it
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, value.strip())
+        return self
 
 
 class CreateProvider(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    provider_type: str = Field(min_length=1, max_length=100)
+    name: str = text(200, examples=["Dr. Lee"])
+    provider_type: str = text(100, examples=["dermatology"])
 
 
 class CreatePatient(Strict):
-    phone: str
+    phone: Phone
     # first name or initials only: texts never carry a full name
-    display_name: str = Field(min_length=1, max_length=30)
-    preferred_language: Literal["en", "es"] = "en"
-    consent_source: str = Field(default="staff_entry", min_length=1, max_length=100)
-
-    _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
+    display_name: str = text(30, examples=["Ana"])
+    preferred_language: Language = "en"
+    consent_source: str = text(100, default="staff_entry")
 
 
 class CorrectPatientNumber(Strict):
     # the patient's right number: a new one, or the current one confirmed by staff
-    phone: str
-
-    _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
+    phone: Phone
 
 
 class CallbackDone(Strict):
@@ -60,15 +103,22 @@ class Login(Strict):
 
 
 class CreateStaffUser(Strict):
-    username: str = Field(min_length=2, max_length=40)
-    password: str = Field(min_length=12, max_length=1000)
+    # the account's rules (domain/accounts.py), on the stripped text; stored in lower case
+    username: str = Field(pattern=rf"^{BLANKS}[A-Za-z0-9][A-Za-z0-9._-]{{1,39}}{BLANKS}$")
+    # 12 characters or more once stripped: a first and a last that are not white space
+    password: str = Field(
+        min_length=12,
+        max_length=1000,
+        pattern=rf"^[\s\x1c-\x1f]*{TEXT}[\s\S]{{10,}}{TEXT}[\s\x1c-\x1f]*$",
+        description="at least 12 characters, not the username",
+    )
     role: Literal["front_desk", "admin"] = "front_desk"
 
 
 class EntryFields(Strict):
-    provider_ids: list[int] | None = None
-    provider_type: str | None = Field(default=None, min_length=1, max_length=100)
-    location: str | None = Field(default=None, min_length=1, max_length=200)
+    provider_ids: list[Id] | None = Field(None, description="any of these; empty or null: any")
+    provider_type: str | None = text(100, default=None)
+    location: str | None = text(200, default=None)
     current_appointment_at: AwareDatetime | None = None
     not_before: date | None = None
     not_after: date | None = None
@@ -81,7 +131,7 @@ class EntryFields(Strict):
 
 
 class CreateEntry(EntryFields):
-    patient_id: int
+    patient_id: Id
 
 
 class UpdateEntry(EntryFields):
@@ -93,8 +143,8 @@ class Boost(Strict):
 
 
 class CreateCancellation(Strict):
-    provider_id: int
-    location: str = Field(min_length=1, max_length=200)
+    provider_id: Id
+    location: str = text(200, examples=["Main Street"])
     slot_start: AwareDatetime
     slot_end: AwareDatetime
 
@@ -103,7 +153,7 @@ class Reply(Strict):
     phone: str
     message_id: str = Field(min_length=1, max_length=100)
     # the language the patient wrote this message in; the backend keeps the patient's up to date
-    language: Literal["en", "es"] | None = None
+    language: Language | None = None
 
     _phone = field_validator("phone")(classmethod(lambda cls, v: normalise_phone(v)))
 
@@ -119,6 +169,8 @@ class AvailabilityReply(Reply):
 
 
 class HandoffReply(Reply):
-    reason: Literal["talk_to_person", "wrong_number", "counter_proposal", "emergency", "bereavement"]
+    reason: Literal[
+        "talk_to_person", "wrong_number", "counter_proposal", "emergency", "bereavement"
+    ]
     # the patient's words, for the call-back queue
     text: str | None = Field(None, max_length=1600)

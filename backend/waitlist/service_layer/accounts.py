@@ -14,6 +14,7 @@ from typing import Any
 from waitlist.adapters import credentials
 from waitlist.domain import accounts
 from waitlist.domain.model import Actor
+from waitlist.service_layer import views
 from waitlist.service_layer.staff import Conflict, NotFound
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -79,9 +80,10 @@ def add_user(
         return _view(user)
 
 
-def list_users(uow: UnitOfWork) -> list[dict[str, Any]]:
+def list_users(uow: UnitOfWork, limit: int, offset: int) -> dict[str, Any]:
     with uow:
-        return [_view(user) for user in uow.staff_accounts.list()]
+        users, total = uow.staff_accounts.list(limit, offset)
+        return views.page([_view(user) for user in users], total, offset)
 
 
 def login(uow: UnitOfWork, username: str, password: str, now: datetime) -> tuple[str, Identity]:

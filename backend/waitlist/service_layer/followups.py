@@ -8,8 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from waitlist.adapters.repository import paged
 from waitlist.config import Settings
 from waitlist.domain.model import Actor, DomainError
+from waitlist.service_layer import views
 from waitlist.service_layer.staff import Conflict, NotFound
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -29,10 +31,13 @@ BOOKED = sa.text(
 )
 
 
-def booked_to_enter(uow: UnitOfWork, now: datetime, settings: Settings) -> list[dict[str, Any]]:
+def booked_to_enter(
+    uow: UnitOfWork, now: datetime, settings: Settings, limit: int, offset: int
+) -> dict[str, Any]:
     with uow:
-        rows = uow.session.execute(BOOKED).all()
-    return [
+        result, total = paged(uow.session, BOOKED, limit, offset)
+        rows = result.all()
+    items = [
         {
             "cancellation_id": row.cancellation_id,
             "patient_id": row.patient_id,
@@ -50,6 +55,7 @@ def booked_to_enter(uow: UnitOfWork, now: datetime, settings: Settings) -> list[
         }
         for row in rows
     ]
+    return views.page(items, total, offset)
 
 
 def mark_entered(uow: UnitOfWork, cancellation_id: int, now: datetime, staff: str) -> dict:
@@ -102,10 +108,11 @@ CLOSE_CALLBACK = sa.text(
 )
 
 
-def callbacks(uow: UnitOfWork) -> list[dict[str, Any]]:
+def callbacks(uow: UnitOfWork, limit: int, offset: int) -> dict[str, Any]:
     with uow:
-        rows = uow.session.execute(CALLBACKS).all()
-    return [
+        result, total = paged(uow.session, CALLBACKS, limit, offset)
+        rows = result.all()
+    items = [
         {
             "id": row.id,
             "requested_at": row.occurred_at.isoformat(),
@@ -118,6 +125,7 @@ def callbacks(uow: UnitOfWork) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+    return views.page(items, total, offset)
 
 
 def close_callback(

@@ -52,9 +52,10 @@ def create_provider(
         return views.provider_view(provider)
 
 
-def list_providers(uow: UnitOfWork) -> list[dict[str, Any]]:
+def list_providers(uow: UnitOfWork, limit: int, offset: int) -> dict[str, Any]:
     with uow:
-        return [views.provider_view(p) for p in uow.providers.list()]
+        providers, total = uow.providers.list(limit, offset)
+        return views.page([views.provider_view(p) for p in providers], total, offset)
 
 
 def create_patient(
@@ -143,7 +144,9 @@ def patient_history(
         entries = []
         for entry in uow.waitlist.for_patient(patient_id):
             active = entry.status == model.EntryStatus.ACTIVE
-            parts = uow.waitlist.score_parts(entry.id or 0, settings.scoring, now) if active else None
+            parts = (
+                uow.waitlist.score_parts(entry.id or 0, settings.scoring, now) if active else None
+            )
             entries.append(views.entry_view(entry, parts))
         offers = [
             views.offer_history_view(row, settings.clinic_timezone)
@@ -163,12 +166,9 @@ def patient_history(
 
 
 def search_patients(uow: UnitOfWork, text: str, limit: int, offset: int) -> dict[str, Any]:
-    """`{items, total, next}`: `next` is the offset of the following page, or None."""
     with uow:
         patients, total = uow.patients.search(text.strip(), limit, offset)
-        items = [views.patient_view(p) for p in patients]
-    following = offset + len(items)
-    return {"items": items, "total": total, "next": following if following < total else None}
+        return views.page([views.patient_view(p) for p in patients], total, offset)
 
 
 @dataclass
@@ -253,12 +253,14 @@ def get_entry(uow: UnitOfWork, entry_id: int, now: datetime, settings: Settings)
 
 def list_entries(
     uow: UnitOfWork, status: str | None, limit: int, offset: int, now: datetime, settings: Settings
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     with uow:
-        return [
+        entries, total = uow.waitlist.list(status, limit, offset)
+        items = [
             views.entry_view(e, uow.waitlist.score_parts(e.id or 0, settings.scoring, now))
-            for e in uow.waitlist.list(status, limit, offset)
+            for e in entries
         ]
+        return views.page(items, total, offset)
 
 
 def update_entry(
@@ -376,9 +378,10 @@ def get_cancellation(uow: UnitOfWork, cancellation_id: int) -> dict[str, Any]:
 
 def list_cancellations(
     uow: UnitOfWork, status: str | None, limit: int, offset: int
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     with uow:
-        return [views.cancellation_view(c) for c in uow.cancellations.list(status, limit, offset)]
+        cancellations, total = uow.cancellations.list(status, limit, offset)
+        return views.page([views.cancellation_view(c) for c in cancellations], total, offset)
 
 
 def abort_cancellation(
@@ -403,11 +406,11 @@ def abort_cancellation(
     return get_cancellation(uow, cancellation_id)
 
 
-def list_events(uow: UnitOfWork, kind: str | None, limit: int) -> list[dict[str, Any]]:
+def list_events(uow: UnitOfWork, kind: str | None, limit: int, offset: int) -> dict[str, Any]:
     with uow:
-        return [
-            {**e, "occurred_at": views.iso(e["occurred_at"])} for e in uow.events.list(kind, limit)
-        ]
+        events, total = uow.events.list(kind, limit, offset)
+        items = [{**e, "occurred_at": views.iso(e["occurred_at"])} for e in events]
+        return views.page(items, total, offset)
 
 
 # How staff read each rule in "why": "3 hold another offer".

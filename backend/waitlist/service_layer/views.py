@@ -118,7 +118,12 @@ def offer_history_view(row: OfferHistoryRow, tz: ZoneInfo) -> dict[str, Any]:
 
 
 def transcript_line_view(line: TranscriptLine) -> dict[str, Any]:
-    return {"at": iso(line.at), "direction": line.direction, "text": line.text, "intent": line.intent}
+    return {
+        "at": iso(line.at),
+        "direction": line.direction,
+        "text": line.text,
+        "intent": line.intent,
+    }
 
 
 def cancellation_view(c: model.Cancellation) -> dict[str, Any]:
@@ -161,3 +166,10 @@ def patient_offer_view(
         "expires_at": iso(offer.expires_at.astimezone(tz)) if offer.expires_at else None,
         "minutes_left": minutes_left,
     }
+
+
+def page(items: list[dict[str, Any]], total: int, offset: int) -> dict[str, Any]:
+    """Every list in the staff API: `{items, total, next}`, where `next` is the offset of the
+    following page, or None on the last one."""
+    following = offset + len(items)
+    return {"items": items, "total": total, "next": following if following < total else None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,7 +123,7 @@ def test_staff_flow_fills_a_slot(app: Sanic) -> None:
     entry = call(app, "get", f"/api/v1/waitlist/{ids['entry']}", STAFF).json
     assert entry["status"] == "fulfilled"
     assert entry["score"] == 30 and entry["score_parts"]["urgent"] == 30
-    assert call(app, "get", "/api/v1/cancellations", STAFF).json == []
+    assert call(app, "get", "/api/v1/cancellations", STAFF).json["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -318,7 +319,7 @@ def test_abort_and_list(app: Sanic) -> None:
             "slot_end": "2026-12-03T10:30:00-05:00",
         },
     ).json
-    assert [c["id"] for c in call(app, "get", "/api/v1/cancellations", STAFF).json] == [
+    assert [c["id"] for c in call(app, "get", "/api/v1/cancellations", STAFF).json["items"]] == [
         created["id"]
     ]
     aborted = call(app, "post", f"/api/v1/cancellations/{created['id']}/abort", STAFF)
@@ -364,11 +365,11 @@ def test_status_callback_signature(app: Sanic) -> None:
         app, "post", "/webhooks/twilio/status?ref=outbox-999", _signed(params), data=params
     )
     assert other_ref.status == 403  # the query is signed too
-    events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json
+    events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json["items"]
     assert events == []
     ok = call(app, "post", path, _signed(params, path), data=params)
     assert ok.status == 204
-    events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json
+    events = call(app, "get", "/api/v1/events?kind=sms_delivery_failed", STAFF).json["items"]
     assert len(events) == 1
 
 
@@ -390,7 +391,7 @@ SLOT = {
 
 
 def open_slots(app: Sanic) -> list[dict]:
-    return call(app, "get", "/api/v1/cancellations?status=all", STAFF).json
+    return call(app, "get", "/api/v1/cancellations?status=all", STAFF).json["items"]
 
 
 def test_the_same_cancellation_twice_is_refused_with_the_first_ones_id(app: Sanic) -> None:
@@ -429,19 +430,34 @@ def test_an_idempotency_key_replays_the_first_answer(app: Sanic) -> None:
     assert len(open_slots(app)) == 1
 
 
+def served(app: Sanic, method: str, path: str, headers: dict, **kw: Any) -> Any:
+    """The app's answer as a server gives it, through its ASGI interface: sanic-testing's
+    `test_client` answers a wrong method (405) itself, with an empty body, for HEAD, PATCH, PUT
+    and DELETE."""
+
+    async def send() -> Any:
+        _, response = await getattr(app.asgi_client, method)(path, headers=headers, **kw)
+        return response
+
+    return asyncio.run(send())
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
         ("get", "/api/v1/patients/999", 404),  # our own 404
         ("get", "/api/v1/nothing-here", 404),  # Sanic's
         ("post", "/api/v1/patients", 422),
+        ("put", "/api/v1/providers", 405),  # a wrong method
+        ("delete", "/api/v1/cancellations", 405),
+        ("patch", "/health", 405),
     ],
 )
 def test_errors_are_problem_json_with_a_list_of_errors(
     app: Sanic, method: str, path: str, status: int
 ) -> None:
     kwargs = {"json": {"phone": "555", "display_name": "A"}} if status == 422 else {}
-    response = call(app, method, path, STAFF, **kwargs)
+    response = served(app, method, path, STAFF, **kwargs)
     assert response.status == status
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json
@@ -449,6 +465,8 @@ def test_errors_are_problem_json_with_a_list_of_errors(
     assert body["errors"] and body["errors"][0]["detail"] == body["detail"]
     if status == 422:
         assert body["errors"][0]["field"] == "phone"
+    if status == 405:
+        assert "GET" in response.headers["allow"]  # what the client may use instead
 
 
 def test_an_unexpected_failure_is_a_500_problem_that_hides_the_cause(app: Sanic) -> None:
@@ -478,3 +496,45 @@ def test_patients_are_found_by_name_or_phone_digits(app: Sanic) -> None:
     assert (len(page["items"]), page["total"], page["next"]) == (2, 3, 2)
     last = call(app, "get", "/api/v1/patients?q=ana&limit=2&offset=2", STAFF).json
     assert ([p["display_name"] for p in last["items"]], last["next"]) == (["Anabel"], None)
+
+
+LISTS = [
+    "/api/v1/providers",
+    "/api/v1/patients",
+    "/api/v1/waitlist",
+    "/api/v1/cancellations?status=all",
+    "/api/v1/events",
+    "/api/v1/users",
+    "/api/v1/followups/booked",
+    "/api/v1/followups/callbacks",
+]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_every_list_is_a_page_of_items_with_total_and_next(app: Sanic, path: str) -> None:
+    setup_clinic(app)
+    call(app, "post", "/api/v1/providers", STAFF, json={"name": "Dr. Ortiz", "provider_type": "x"})
+    sep = "&" if "?" in path else "?"
+    first = call(app, "get", f"{path}{sep}limit=1", STAFF).json
+    assert set(first) == {"items", "total", "next"}
+    total = first["total"]
+    assert len(first["items"]) == min(1, total)
+    assert first["next"] == (1 if total > 1 else None)
+    if total > 1:  # the last page says there is no next one
+        last = call(app, "get", f"{path}{sep}limit=1&offset={total - 1}", STAFF).json
+        assert (len(last["items"]), last["total"], last["next"]) == (1, total, None)
+        assert last["items"] != first["items"]
+    for bad in ("limit=0", "limit=1001", "offset=-1", "limit=x"):
+        refused = call(app, "get", f"{path}{sep}{bad}", STAFF)
+        assert refused.status == 400 and refused.json["field"] == bad.partition("=")[0]
+
+
+def test_pages_of_events_walk_the_whole_trail_once(app: Sanic) -> None:
+    setup_clinic(app)
+    seen: list[int] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = call(app, "get", f"/api/v1/events?limit=2&offset={offset}", STAFF).json
+        seen += [e["id"] for e in page["items"]]
+        offset = page["next"]
+    assert len(seen) == page["total"] >= 3 and seen == sorted(set(seen), reverse=True)

@@ -47,7 +47,7 @@ def test_a_fill_waits_in_the_queue_until_entered(app: Sanic, clean_db: Engine) -
         STAFF,
         json={"provider_id": derm, "location": "Main", **THURSDAY},
     ).json
-    assert call(app, "get", "/api/v1/followups/booked", STAFF).json == []  # not filled yet
+    assert call(app, "get", "/api/v1/followups/booked", STAFF).json["items"] == []  # not filled yet
     send_due_texts(app)
     claimed = call(
         app,
@@ -58,20 +58,20 @@ def test_a_fill_waits_in_the_queue_until_entered(app: Sanic, clean_db: Engine) -
     )
     assert claimed.json["outcome"] == "claimed"
 
-    [item] = call(app, "get", "/api/v1/followups/booked", STAFF).json
+    [item] = call(app, "get", "/api/v1/followups/booked", STAFF).json["items"]
     assert item["cancellation_id"] == slot["id"]
     assert (item["name"], item["phone"], item["provider"]) == ("Ana", PHONES[0], "Dr. derm")
     assert item["slot_start"] == "2026-12-03T15:00:00+00:00"
     assert item["old_appointment_at"] == "2027-01-20T14:00:00+00:00"
     assert item["overdue"] is False
     app.ctx.backend.clock.advance(minutes=15)
-    assert call(app, "get", "/api/v1/followups/booked", STAFF).json[0]["overdue"] is True
+    assert call(app, "get", "/api/v1/followups/booked", STAFF).json["items"][0]["overdue"] is True
 
     url = f"/api/v1/followups/booked/{slot['id']}/entered"
     done = call(app, "post", url, STAFF)
     assert done.status == 200 and done.json["schedule_entered_by"] == "bootstrap-token"
     assert call(app, "post", url, STAFF).json == done.json  # a second click changes nothing
-    assert call(app, "get", "/api/v1/followups/booked", STAFF).json == []
+    assert call(app, "get", "/api/v1/followups/booked", STAFF).json["items"] == []
     with clean_db.connect() as conn:
         audited = conn.execute(
             sa.text("SELECT count(*) FROM audit_events WHERE kind = 'booking_entered_in_schedule'")
@@ -108,7 +108,7 @@ def test_call_backs_come_emergencies_first_and_close_once(app: Sanic, clean_db: 
     app.ctx.backend.clock.advance(minutes=1)
     handoff(app, 1, "emergency", "my chest hurts")
 
-    queue = call(app, "get", "/api/v1/followups/callbacks", STAFF).json
+    queue = call(app, "get", "/api/v1/followups/callbacks", STAFF).json["items"]
     assert [(c["name"], c["reason"], c["emergency"], c["last_message"]) for c in queue] == [
         ("Luis", "emergency", True, "my chest hurts"),
         ("Ana", "talk_to_person", False, "can someone call me"),
@@ -120,9 +120,9 @@ def test_call_backs_come_emergencies_first_and_close_once(app: Sanic, clean_db: 
     assert done.status == 200 and done.json["done_by"] == "bootstrap-token"
     again = call(app, "post", url, STAFF, json={"note": "another note"})
     assert again.json == done.json  # the first closing stands
-    assert [c["name"] for c in call(app, "get", "/api/v1/followups/callbacks", STAFF).json] == [
-        "Ana"
-    ]
+    assert [
+        c["name"] for c in call(app, "get", "/api/v1/followups/callbacks", STAFF).json["items"]
+    ] == ["Ana"]
     with clean_db.connect() as conn:
         closed = conn.execute(
             sa.text("SELECT count(*) FROM audit_events WHERE kind = 'callback_done'")

@@ -159,7 +159,7 @@ def test_wrong_number_opts_out_and_flags_for_staff(
     answer = replies.handoff(uow, settings, clock.now(), P0, "SM1", "wrong_number")
     assert answer["outcome"] == "handoff_recorded"
     assert staff.get_patient(uow, ids[0])["opted_out"] is True
-    events = staff.list_events(uow, "handoff_requested", 10)
+    events = staff.list_events(uow, "handoff_requested", 10, 0)["items"]
     assert events[0]["data"] == {"reason": "wrong_number"}
 
 

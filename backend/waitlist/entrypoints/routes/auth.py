@@ -7,6 +7,7 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from waitlist.entrypoints import schemas
+from waitlist.entrypoints.docs import component
 from waitlist.entrypoints.http import (
     SESSION_COOKIE,
     ApiError,
@@ -31,7 +32,7 @@ def _me(request: Request, identity: accounts.Identity) -> dict:
 
 
 @auth_bp.post("/login")
-@openapi.body({"application/json": schemas.Login})
+@openapi.body({"application/json": component(schemas.Login)}, required=True)
 async def login(request: Request) -> HTTPResponse:
     """Wrong name or password: 401, the same answer for both. Five in a row lock the account."""
     b = backend_of(request)

@@ -7,18 +7,22 @@ from datetime import timedelta
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.types import String
 
 from waitlist.domain import model
-from waitlist.entrypoints import schemas
+from waitlist.entrypoints import responses, schemas
+from waitlist.entrypoints.docs import CLINIC_DAY, operation, paged
 from waitlist.entrypoints.http import (
+    IDEMPOTENCY_HEADER,
     ApiError,
     authenticate,
     backend_of,
     entry_input,
     idempotent,
+    page_args,
     parse,
     query_date,
-    query_int,
+    query_value,
     require_admin,
     staff_name,
 )
@@ -33,8 +37,7 @@ async def require_staff(request: Request) -> None:
 
 
 @staff_bp.post("/providers")
-@openapi.body({"application/json": schemas.CreateProvider})
-@openapi.secured("bearer")
+@operation("providers", responses.Provider, status=201, body=schemas.CreateProvider)
 async def create_provider(request: Request) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.CreateProvider)
@@ -45,14 +48,21 @@ async def create_provider(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/providers")
-@openapi.secured("bearer")
+@paged("providers", responses.Provider)
 async def list_providers(request: Request) -> HTTPResponse:
-    return json(await backend_of(request).run(staff.list_providers))
+    limit, offset = page_args(request)
+    return json(await backend_of(request).run(staff.list_providers, limit, offset))
 
 
 @staff_bp.post("/patients")
-@openapi.body({"application/json": schemas.CreatePatient})
-@openapi.secured("bearer")
+@operation(
+    "patients",
+    responses.Patient,
+    status=201,
+    body=schemas.CreatePatient,
+    errors=(409,),
+    example={"phone": "+12025550123", "display_name": "Ana", "preferred_language": "es"},
+)
 async def create_patient(request: Request) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.CreatePatient)
@@ -69,28 +79,29 @@ async def create_patient(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/patients")
-@openapi.secured("bearer")
-@openapi.parameter("q", str, description="part of the name, or 3+ digits of the phone number")
-@openapi.parameter("limit", int, description="page size (default 20, at most 100)")
-@openapi.parameter("offset", int, description="where the page starts (the last page's `next`)")
+@paged("patients", responses.Patient, default_limit=20)
+@openapi.parameter(
+    "q",
+    String(maxLength=100, default=""),
+    description="part of the name, or 3+ digits of the phone number (none: everyone)",
+)
 async def search_patients(request: Request) -> HTTPResponse:
     """Find patients by name or phone: `{items, total, next}`."""
-    text = request.args.get("q", "")
+    text = query_value(request, "q") or ""
     if len(text) > 100:
         raise ApiError(400, "q has at most 100 characters", "q")
-    limit = query_int(request, "limit", 20, 100) or 20
-    offset = query_int(request, "offset", 0, 10**6)
+    limit, offset = page_args(request, default_limit=20)
     return json(await backend_of(request).run(staff.search_patients, text, limit, offset))
 
 
 @staff_bp.get("/patients/<patient_id:row_id>")
-@openapi.secured("bearer")
+@operation("patients", responses.Patient, ids=("patient_id",))
 async def get_patient(request: Request, patient_id: int) -> HTTPResponse:
     return json(await backend_of(request).run(staff.get_patient, patient_id))
 
 
 @staff_bp.get("/patients/<patient_id:row_id>/history")
-@openapi.secured("bearer")
+@operation("patients", responses.History, ids=("patient_id",))
 async def patient_history(request: Request, patient_id: int) -> HTTPResponse:
     """The patient page: waitlist entries with their score breakdown, offers, SMS transcript."""
     b = backend_of(request)
@@ -98,8 +109,13 @@ async def patient_history(request: Request, patient_id: int) -> HTTPResponse:
 
 
 @staff_bp.patch("/patients/<patient_id:row_id>")
-@openapi.body({"application/json": schemas.CorrectPatientNumber})
-@openapi.secured("bearer")
+@operation(
+    "patients",
+    responses.Patient,
+    body=schemas.CorrectPatientNumber,
+    ids=("patient_id",),
+    errors=(409,),
+)
 async def correct_patient_number(request: Request, patient_id: int) -> HTTPResponse:
     """Fix a record whose number reached the wrong person: a new number, or this one confirmed."""
     b = backend_of(request)
@@ -111,15 +127,21 @@ async def correct_patient_number(request: Request, patient_id: int) -> HTTPRespo
 
 
 @staff_bp.get("/messaging")
-@openapi.secured("bearer")
+@operation("audit", responses.Messaging)
 async def messaging_health(request: Request) -> HTTPResponse:
     """Whether texts are leaving: the circuit breaker (paused offering) and the outbox depth."""
     return json(await backend_of(request).run(staff.messaging_health))
 
 
 @staff_bp.post("/waitlist")
-@openapi.body({"application/json": schemas.CreateEntry})
-@openapi.secured("bearer")
+@operation(
+    "waitlist",
+    responses.Entry,
+    status=201,
+    body=schemas.CreateEntry,
+    errors=(404, 409),
+    example={"patient_id": 1, "provider_type": "dermatology", "days_of_week": ["mon", "thu"]},
+)
 async def create_entry(request: Request) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.CreateEntry)
@@ -137,27 +159,26 @@ async def create_entry(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/waitlist")
-@openapi.secured("bearer")
+@paged("waitlist", responses.Entry)
+@openapi.parameter("status", String(enum=[s.value for s in model.EntryStatus]))
 async def list_entries(request: Request) -> HTTPResponse:
     b = backend_of(request)
-    status = request.args.get("status")
+    status = query_value(request, "status")
     if status is not None and status not in {s.value for s in model.EntryStatus}:
         raise ApiError(400, "status must be active, fulfilled or removed", "status")
-    limit = query_int(request, "limit", 100, 1000)
-    offset = query_int(request, "offset", 0, 10**9)
+    limit, offset = page_args(request)
     return json(await b.run(staff.list_entries, status, limit, offset, b.clock.now(), b.settings))
 
 
 @staff_bp.get("/waitlist/<entry_id:row_id>")
-@openapi.secured("bearer")
+@operation("waitlist", responses.Entry, ids=("entry_id",))
 async def get_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
     return json(await b.run(staff.get_entry, entry_id, b.clock.now(), b.settings))
 
 
 @staff_bp.patch("/waitlist/<entry_id:row_id>")
-@openapi.body({"application/json": schemas.UpdateEntry})
-@openapi.secured("bearer")
+@operation("waitlist", responses.Entry, body=schemas.UpdateEntry, ids=("entry_id",), errors=(409,))
 async def update_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
     data, fields = entry_input(parse(request, schemas.UpdateEntry))
@@ -168,8 +189,7 @@ async def update_entry(request: Request, entry_id: int) -> HTTPResponse:
 
 
 @staff_bp.post("/waitlist/<entry_id:row_id>/boost")
-@openapi.body({"application/json": schemas.Boost})
-@openapi.secured("bearer")
+@operation("waitlist", responses.Entry, body=schemas.Boost, ids=("entry_id",), errors=(409,))
 async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.Boost)
@@ -187,7 +207,7 @@ async def boost_entry(request: Request, entry_id: int) -> HTTPResponse:
 
 
 @staff_bp.delete("/waitlist/<entry_id:row_id>")
-@openapi.secured("bearer")
+@operation("waitlist", responses.Entry, ids=("entry_id",))
 async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
     b = backend_of(request)
     view = await b.run(staff.remove_entry, entry_id, b.clock.now(), b.settings, staff_name(request))
@@ -195,8 +215,25 @@ async def remove_entry(request: Request, entry_id: int) -> HTTPResponse:
 
 
 @staff_bp.post("/cancellations")
-@openapi.body({"application/json": schemas.CreateCancellation})
-@openapi.secured("bearer")
+@operation(
+    "slots",
+    responses.Cancellation,
+    status=201,
+    body=schemas.CreateCancellation,
+    errors=(404, 409),
+    example={
+        "provider_id": 1,
+        "location": "Main Street",
+        "slot_start": "2026-12-03T10:00:00-05:00",
+        "slot_end": "2026-12-03T10:30:00-05:00",
+    },
+)
+@openapi.parameter(
+    IDEMPOTENCY_HEADER,
+    String(minLength=1, maxLength=255),
+    "header",
+    description="a retry with the same key gets the first answer again",
+)
 async def create_cancellation(request: Request) -> HTTPResponse:
     b = backend_of(request)
     body = parse(request, schemas.CreateCancellation)
@@ -220,13 +257,17 @@ async def create_cancellation(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/cancellations")
-@openapi.secured("bearer")
+@paged("slots", responses.Cancellation)
+@openapi.parameter(
+    "status",
+    String(enum=[*(s.value for s in model.CancellationStatus), "all"], default="open"),
+)
 async def list_cancellations(request: Request) -> HTTPResponse:
-    status = request.args.get("status", "open")
+    status = query_value(request, "status")
+    status = "open" if status is None else status
     if status not in {s.value for s in model.CancellationStatus} | {"all"}:
         raise ApiError(400, "status must be open, filled, expired, aborted or all", "status")
-    limit = query_int(request, "limit", 100, 1000)
-    offset = query_int(request, "offset", 0, 10**9)
+    limit, offset = page_args(request)
     return json(
         await backend_of(request).run(
             staff.list_cancellations, None if status == "all" else status, limit, offset
@@ -235,13 +276,13 @@ async def list_cancellations(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/cancellations/<cancellation_id:row_id>")
-@openapi.secured("bearer")
+@operation("slots", responses.Cancellation, ids=("cancellation_id",))
 async def get_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
     return json(await backend_of(request).run(staff.get_cancellation, cancellation_id))
 
 
 @staff_bp.get("/cancellations/<cancellation_id:row_id>/why")
-@openapi.secured("bearer")
+@operation("slots", responses.Why, ids=("cancellation_id",))
 async def explain_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
     """Why a slot is or is not filling: how many waitlisted entries each rule excludes now."""
     b = backend_of(request)
@@ -249,7 +290,7 @@ async def explain_cancellation(request: Request, cancellation_id: int) -> HTTPRe
 
 
 @staff_bp.post("/cancellations/<cancellation_id:row_id>/abort")
-@openapi.secured("bearer")
+@operation("slots", responses.Cancellation, ids=("cancellation_id",), errors=(409,))
 async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResponse:
     b = backend_of(request)
     view = await b.run(
@@ -259,14 +300,16 @@ async def abort_cancellation(request: Request, cancellation_id: int) -> HTTPResp
 
 
 @staff_bp.get("/events")
-@openapi.secured("bearer")
+@paged("audit", responses.Event)
+@openapi.parameter("kind", str, description="only events of this kind, e.g. handoff_requested")
 async def list_events(request: Request) -> HTTPResponse:
-    limit = query_int(request, "limit", 100, 1000)
-    return json(await backend_of(request).run(staff.list_events, request.args.get("kind"), limit))
+    limit, offset = page_args(request)
+    kind = query_value(request, "kind")
+    return json(await backend_of(request).run(staff.list_events, kind, limit, offset))
 
 
 @staff_bp.get("/board")
-@openapi.secured("bearer")
+@operation("front desk", responses.Board)
 async def board_view(request: Request) -> HTTPResponse:
     """Open slots, soonest first: each seat's patient, offer and text state, the hold's end, and
     what happens next."""
@@ -275,16 +318,17 @@ async def board_view(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/followups/booked")
-@openapi.secured("bearer")
+@paged("front desk", responses.Booked)
 async def booked_to_enter(request: Request) -> HTTPResponse:
     """Fills not yet entered in the practice's schedule, oldest first; `overdue` after
     SCHEDULE_ENTRY_DUE_MINUTES."""
     b = backend_of(request)
-    return json(await b.run(followups.booked_to_enter, b.clock.now(), b.settings))
+    limit, offset = page_args(request)
+    return json(await b.run(followups.booked_to_enter, b.clock.now(), b.settings, limit, offset))
 
 
 @staff_bp.post("/followups/booked/<cancellation_id:row_id>/entered")
-@openapi.secured("bearer")
+@operation("front desk", responses.Entered, ids=("cancellation_id",), errors=(409,))
 async def booking_entered(request: Request, cancellation_id: int) -> HTTPResponse:
     """The booking is in the practice's schedule (audited with the user's name)."""
     b = backend_of(request)
@@ -294,16 +338,22 @@ async def booking_entered(request: Request, cancellation_id: int) -> HTTPRespons
 
 
 @staff_bp.get("/followups/callbacks")
-@openapi.secured("bearer")
+@paged("front desk", responses.Callback)
 async def callbacks(request: Request) -> HTTPResponse:
     """Patients to call back (handoffs not yet done): emergencies first, then the oldest; with
     the patient's name, phone, the reason and their last message."""
-    return json(await backend_of(request).run(followups.callbacks))
+    limit, offset = page_args(request)
+    return json(await backend_of(request).run(followups.callbacks, limit, offset))
 
 
 @staff_bp.post("/followups/callbacks/<handoff_id:row_id>/done")
-@openapi.body({"application/json": schemas.CallbackDone})
-@openapi.secured("bearer")
+@operation(
+    "front desk",
+    responses.CallbackClosed,
+    body=schemas.CallbackDone,
+    body_required=False,
+    ids=("handoff_id",),
+)
 async def callback_done(request: Request, handoff_id: int) -> HTTPResponse:
     """Close a call-back, with an optional note (audited with the user's name)."""
     b = backend_of(request)
@@ -315,9 +365,9 @@ async def callback_done(request: Request, handoff_id: int) -> HTTPResponse:
 
 
 @staff_bp.get("/stats")
-@openapi.secured("bearer")
-@openapi.parameter("from", str, description="first clinic day, YYYY-MM-DD (default: 6 days ago)")
-@openapi.parameter("to", str, description="last clinic day, YYYY-MM-DD (default: today)")
+@operation("front desk", responses.Stats, errors=(400,))
+@openapi.parameter("from", CLINIC_DAY, description="first clinic day (default: 6 days before `to`)")
+@openapi.parameter("to", CLINIC_DAY, description="last clinic day (default: today)")
 async def fill_stats(request: Request) -> HTTPResponse:
     """Fill rate, time to fill, offers per fill, acceptance, opt-outs, delivery failures."""
     b = backend_of(request)
@@ -332,16 +382,22 @@ async def fill_stats(request: Request) -> HTTPResponse:
 
 
 @staff_bp.get("/users")
-@openapi.secured("bearer")
+@paged("staff accounts", responses.StaffUser)
 async def list_staff_users(request: Request) -> HTTPResponse:
     """Staff accounts (admins only)."""
     require_admin(request)
-    return json(await backend_of(request).run(accounts.list_users))
+    limit, offset = page_args(request)
+    return json(await backend_of(request).run(accounts.list_users, limit, offset))
 
 
 @staff_bp.post("/users")
-@openapi.body({"application/json": schemas.CreateStaffUser})
-@openapi.secured("bearer")
+@operation(
+    "staff accounts",
+    responses.StaffUser,
+    status=201,
+    body=schemas.CreateStaffUser,
+    errors=(403, 409),
+)
 async def add_staff_user(request: Request) -> HTTPResponse:
     """Add a staff account (admins only): front_desk or admin."""
     admin = require_admin(request)
@@ -354,7 +410,7 @@ async def add_staff_user(request: Request) -> HTTPResponse:
 
 
 @staff_bp.post("/users/<user_id:row_id>/token")
-@openapi.secured("bearer")
+@operation("staff accounts", responses.ApiToken, status=201, ids=("user_id",), errors=(403,))
 async def issue_api_token(request: Request, user_id: int) -> HTTPResponse:
     """A personal API token for integrations, shown once (for yourself, or any user if admin)."""
     identity: accounts.Identity = request.ctx.staff
