@@ -14,6 +14,8 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from sms_common.phones import mask_phones_in_text
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Sanic logs through these and Rasa stops them propagating to the root logger, so they get the
 # handler directly or their lines would bypass the format (the last two exist in newer Sanic).
@@ -33,6 +35,21 @@ def json_formatter(service: str) -> logging.Formatter:
     )
 
 
+class PhoneMaskingFormatter(logging.Formatter):
+    """Masks phone numbers in the whole formatted record, traceback included.
+
+    Our own lines mask numbers where they are written; this catches what we do not write: a
+    library's exception text, such as PostgreSQL's "Key (phone)=(+1...) already exists".
+    """
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_phones_in_text(self.inner.format(record))
+
+
 def configure_logging(
     service: str,
     level: str | int | None = None,
@@ -45,9 +62,9 @@ def configure_logging(
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
-        handler.setFormatter(json_formatter(service))
+        handler.setFormatter(PhoneMaskingFormatter(json_formatter(service)))
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(PhoneMaskingFormatter(logging.Formatter(TEXT_FORMAT)))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

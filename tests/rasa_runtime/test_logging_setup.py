@@ -73,3 +73,25 @@ def test_plain_lines_by_default(restore_logging: None, monkeypatch: pytest.Monke
     logging.getLogger("rasa.core").warning("shown")
     (line,) = stream.getvalue().splitlines()
     assert line.endswith("WARNING rasa.core: shown")
+
+
+# What PostgreSQL puts in a unique violation's message when two staff add the same patient at once
+UNIQUE_DETAIL = "DETAIL:  Key (phone)=(+12025550123) already exists."
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_traceback_never_carries_a_full_phone_number(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch, log_format: str
+) -> None:
+    monkeypatch.setenv("LOG_FORMAT", log_format)
+    stream = io.StringIO()
+    configure_logging("backend", stream=stream)
+    try:
+        raise RuntimeError(f"duplicate key value violates unique constraint\n{UNIQUE_DETAIL}")
+    except RuntimeError:
+        logging.getLogger("waitlist.http").exception("POST /api/v1/patients failed")
+    logging.getLogger("channels").info("reply from %s", "+34612345678")
+    written = stream.getvalue()
+    assert "2025550123" not in written and "612345678" not in written
+    assert "+1******0123" in written and "+3******5678" in written
+    assert "POST /api/v1/patients failed" in written  # the rest of the line is untouched
