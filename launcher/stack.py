@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
 from launcher.secrets import ALL_TOKENS, INTERNAL_TOKENS, new_token
@@ -68,17 +69,12 @@ SERVICE_TOKENS = {
 
 
 def load_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments and blank lines skipped)."""
+    """The settings of a .env file, read by python-dotenv (quotes, comments, `export`). A `$` in a
+    value stays as written: a generated secret may contain one."""
     if not path.exists():
         return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
+    values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def rasa_db_settings(database_url: str) -> dict[str, str]:
