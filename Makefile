@@ -19,7 +19,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: help run demo admin test lint test-backend test-simulator test-launcher test-rasa test-actions test-e2e \
-        test-faults test-nlu \
+        test-faults test-nlu simulate test-simulation \
         validate train nlu-cross-validation bench clean
 
 help:
@@ -28,6 +28,7 @@ help:
 	@echo "make demo    narrate a scripted scenario against a running 'make run'"
 	@echo "make admin   add a staff account (the first admin) for the console and the staff API"
 	@echo "make bench   run the benchmarks under bench/"
+	@echo "make simulate   compare batch policies on a modelled clinic (SCENARIO=default|calibrated|tiny, REPLAY=past.csv)"
 	@echo "make nlu-cross-validation   5-fold NLU cross-validation, report in results/"
 	@echo "make review  patient texts to review (DAYS=7 LIMIT=200 OUT=results/review.md)"
 
@@ -77,7 +78,8 @@ admin: $(BACKEND_VENV)/.installed
 # ---------------------------------------------------------------------------------------------
 # Tests
 
-test: lint test-backend test-simulator test-launcher test-rasa test-nlu test-actions test-e2e test-faults
+test: lint test-backend test-simulator test-launcher test-rasa test-nlu test-actions test-e2e test-faults \
+      test-simulation
 	@echo "all test suites passed"
 
 lint: venvs
@@ -136,6 +138,20 @@ review: $(BACKEND_VENV)/.installed
 bench: venvs
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
 	  $(BPY) -m bench.selection && $(BPY) -m bench.claims && $(BPY) -m bench.sweep && $(MAKE) --no-print-directory $(MODEL) && $(BPY) -m bench.sms_latency
+
+# ---------------------------------------------------------------------------------------------
+# The time-to-fill simulator (simulation/): every batch policy on the same seeds, through the real
+# engine on PostgreSQL with a simulated clock. Results in results/simulation/ (other scenarios in
+# a folder of their name). REPLAY=file.csv (provider,slot_start,cancelled_at) replays a clinic's
+# own past cancellations.
+simulate: $(BACKEND_VENV)/.installed
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(BPY) -m simulation --scenario $(or $(SCENARIO),default) $(if $(REPLAY),--replay "$(REPLAY)")
+
+# the simulator on a tiny scenario: one seed gives the same figures twice, all-at-once texts most
+test-simulation: $(BACKEND_VENV)/.installed
+	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
+	  $(BPY) -m pytest tests/simulation -q -p no:cacheprovider
 
 clean:
 	rm -rf $(BACKEND_VENV) $(RASA_VENV) models results .rasa

@@ -15,7 +15,7 @@ RECENT_ANSWERS = sa.text(
     """
     SELECT count(*) AS offers,
            count(*) FILTER (WHERE state = 'accepted') AS accepted,
-           percentile_cont(0.75) WITHIN GROUP (
+           percentile_cont(0.5) WITHIN GROUP (
                ORDER BY extract(epoch FROM responded_at - sent_at)
            ) FILTER (WHERE state = 'accepted' AND responded_at IS NOT NULL) AS reply_seconds
     FROM offers
@@ -29,7 +29,7 @@ RECENT_ANSWERS = sa.text(
 class RecentAnswers:
     offers: int
     accepted: int
-    reply: timedelta | None  # upper quartile of the time an accepting patient took
+    reply: timedelta | None  # median time an accepting patient took to say yes
 
 
 def recent_answers(session: Session, since: datetime, now: datetime) -> RecentAnswers:

@@ -223,7 +223,7 @@ class AcceptanceEstimate:
     busy one soon speaks for itself."""
 
     rate: float  # share of answered-or-expired offers that were accepted
-    reply: timedelta  # how long an accepting patient takes to say yes (upper quartile)
+    reply: timedelta  # how long an accepting patient takes to say yes (median)
     offers: int  # how many of the clinic's own offers the estimate rests on
 
     @classmethod
@@ -259,7 +259,7 @@ class AdaptiveRule:
     # priors, until the clinic's own history outweighs them (Epic Fast Pass: 8-11% accepted)
     prior_acceptance: float = 0.10
     prior_weight: int = 50
-    prior_reply: timedelta = timedelta(minutes=20)
+    prior_reply: timedelta = timedelta(minutes=10)
     # how far back the clinic's own history is read
     history: timedelta = timedelta(days=28)
 
