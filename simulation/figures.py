@@ -65,6 +65,8 @@ class Estimate:
     def text(self, digits: int = 2) -> str:
         if math.isnan(self.mean):
             return "n/a"
+        if math.isnan(self.low):  # one seed: no interval
+            return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 

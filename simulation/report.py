@@ -16,6 +16,8 @@ from simulation.figures import COLUMNS, Estimate, by_language, summarise  # noqa
 from simulation.runner import RunResult  # noqa: E402
 from simulation.scenario import Scenario  # noqa: E402
 
+DIGITS = {"fill_rate": 3, "fill_rate_2h": 3, "disappointed_per_fill": 2}
+
 
 def write_summary(path: Path, summaries: dict[str, dict[str, Estimate]]) -> None:
     with path.open("w", newline="") as handle:
@@ -96,10 +98,12 @@ def markdown(
         "| --- " * (len(COLUMNS) + 3) + "|",
     ]
     for policy, figures in summaries.items():
-        cells = [figures[c].text(3 if "rate" in c else 1) for c in COLUMNS]
+        cells = [figures[c].text(DIGITS.get(c, 1)) for c in COLUMNS]
         cells += [figures["acceptance"].text(3), figures["offers_per_fill"].text(1)]
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in scenario.languages.items())
     lines += ["", "## Equity: offer share and acceptance by language", ""]
+    lines += [f"The waitlist's patients by language (scenario): {shares}.", ""]
     lines += ["| policy | language | share of offers | acceptance |", "| --- | --- | --- | --- |"]
     for policy, policy_runs in runs.items():
         for language, figures in by_language(policy_runs).items():
