@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, time
 from typing import Annotated, Literal
 
@@ -12,6 +13,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -55,6 +58,24 @@ Phone = Annotated[
     AfterValidator(normalise_phone),
 ]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+# A time of day on the clinic's clock, HH:MM (seconds allowed). Not JSON Schema's `time`, which
+# carries a UTC offset: an offset means nothing for "not before 9 in the morning", and a time
+# with one could not be compared with one without.
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def clock_time(value: object) -> time:
+    if not isinstance(value, str) or re.fullmatch(CLOCK, value) is None:
+        raise ValueError("must be a time of day on the clinic's clock, HH:MM")
+    return time.fromisoformat(value)
+
+
+ClockTime = Annotated[
+    time,
+    PlainValidator(clock_time),
+    WithJsonSchema({"type": "string", "pattern": CLOCK, "examples": ["09:30"]}),
+]
 
 
 def text(max_length: int, **kwargs: object) -> object:
@@ -123,8 +144,8 @@ class EntryFields(Strict):
     not_before: date | None = None
     not_after: date | None = None
     days_of_week: list[Weekday] | None = None
-    earliest_time: time | None = None
-    latest_time: time | None = None
+    earliest_time: ClockTime | None = None
+    latest_time: ClockTime | None = None
     urgent: bool | None = None
     manual_boost: int | None = Field(default=None, ge=0, le=40)
     notes: str | None = Field(default=None, max_length=500)

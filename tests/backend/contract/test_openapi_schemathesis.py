@@ -42,7 +42,7 @@ CONFIG = f"""
 seed = 20261126
 [generation]
 mode = "all"
-max-examples = 12
+max-examples = 25
 deterministic = true
 [auth.openapi.bearer]
 bearer = "{TOKEN}"

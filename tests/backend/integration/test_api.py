@@ -538,3 +538,40 @@ def test_pages_of_events_walk_the_whole_trail_once(app: Sanic) -> None:
         seen += [e["id"] for e in page["items"]]
         offset = page["next"]
     assert len(seen) == page["total"] >= 3 and seen == sorted(set(seen), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"patient_id": "1"}, "patient_id"),  # a text is not a number
+        ({"patient_id": 1, "urgent": "true"}, "urgent"),
+        ({"patient_id": 1, "manual_boost": False}, "manual_boost"),  # nor is false
+        ({"patient_id": 2**31}, "patient_id"),  # past what an id column holds
+        ({"patient_id": 1, "location": "   "}, "location"),  # only white space
+        ({"patient_id": 1, "earliest_time": "09:30:00Z"}, "earliest_time"),  # an offset
+    ],
+)
+def test_bodies_are_read_strictly_as_the_document_says(app: Sanic, body: dict, field: str) -> None:
+    response = call(app, "post", "/api/v1/waitlist", STAFF, json=body)
+    assert response.status == 422 and response.json["field"] == field
+
+
+def test_texts_are_stripped_after_their_rules_and_numbers_may_be_spaced(app: Sanic) -> None:
+    body = {"phone": " +1 (202) 555-0142 ", "display_name": "  Ana  "}
+    created = call(app, "post", "/api/v1/patients", STAFF, json=body)
+    assert created.status == 201
+    assert (created.json["phone"], created.json["display_name"]) == ("+12025550142", "Ana")
+    wrong = call(app, "post", "/api/v1/patients", STAFF, json={**body, "phone": "12025550142"})
+    assert wrong.status == 422 and wrong.json["detail"].startswith("phone: must be a dialable")
+
+
+@pytest.mark.parametrize("query", ["limit=", "offset=", "status=", "limit=1.5"])
+def test_an_empty_query_value_is_not_a_missing_one(app: Sanic, query: str) -> None:
+    response = call(app, "get", f"/api/v1/waitlist?{query}", STAFF)
+    assert response.status == 400 and response.json["field"] == query.partition("=")[0]
+
+
+def test_a_wrong_method_on_a_path_with_an_id_names_the_allowed_ones(app: Sanic) -> None:
+    response = served(app, "put", "/api/v1/patients/1", STAFF)
+    assert response.status == 405
+    assert set(response.headers["allow"].split(", ")) >= {"GET", "PATCH"}
