@@ -48,8 +48,11 @@ class Backend:
 
     async def run(self, use_case: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous use case off the event loop, then let the outbox go out."""
-        result = await asyncio.to_thread(partial(use_case, self.uow(), *args, **kwargs))
-        if self.worker is not None:
+        uow = self.uow()
+        result = await asyncio.to_thread(partial(use_case, uow, *args, **kwargs))
+        # only a change can have queued a text: the console's reads every few seconds must not
+        # pile dispatch runs onto the scheduler
+        if self.worker is not None and uow.committed:
             self.worker.kick()
         return result
 

@@ -37,6 +37,8 @@ class UnitOfWork:
         # one UnitOfWork per thread of work; the factory (and its engine) is shared
         self.session_factory = session_factory
         self.seats_freed: set[int] = set()
+        # whether any transaction of this unit of work committed (a read-only use case never does)
+        self.committed = False
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.session_factory()
@@ -72,6 +74,7 @@ class UnitOfWork:
     def commit(self) -> None:
         self.publish_events()
         self.session.commit()
+        self.committed = True
         self.seats_freed |= self._pending_seats
         self._pending_seats = set()
 
