@@ -452,7 +452,8 @@ def explain_cancellation(
     if status != "open":
         summary = f"this slot is {status}"
     elif found["eligible_patients"]:
-        summary = f"next seat refills from {found['eligible_patients']} eligible patients"
+        eligible = found["eligible_patients"]
+        summary = f"next seat refills from {eligible} eligible patient{'' if eligible == 1 else 's'}"
     elif not found["active_entries"]:
         summary = "nobody eligible: the waitlist is empty"
     else:

@@ -37,7 +37,7 @@ def test_the_board_shows_each_seat_its_text_and_its_hold(app: Sanic, clean_db: E
         ("P2", "pending", "queued", None),
     ]
     assert shown["seats"][0]["phone"] == "+1******" + PHONES[0][-4:]
-    assert shown["next"] == "next seat refills from 1 eligible patients"
+    assert shown["next"] == "next seat refills from 1 eligible patient"
 
     send_due_texts(app)
     with clean_db.begin() as conn:  # what Twilio's status callbacks would have said

@@ -57,7 +57,7 @@ def test_a_filling_slot_says_how_many_are_left_and_why_the_rest_are_not(app: San
         "already_offered_this_slot": 3,
         "holds_another_offer": 3,
     }
-    assert why["summary"] == "next seat refills from 1 eligible patients"
+    assert why["summary"] == "next seat refills from 1 eligible patient"
 
 
 def test_a_slot_nobody_can_take_says_who_was_turned_away(app: Sanic) -> None:  # noqa: F811
