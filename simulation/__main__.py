@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing
 import os
 import sys
 import time
 import uuid
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import psycopg
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", help="output folder (default results/simulation[/<scenario>])")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--from-runs", help="write the outputs again from a runs.json, without simulating"
+    )
     args = parser.parse_args(argv)
 
     scenario = load(args.scenario)
@@ -93,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         else f"results/simulation/{scenario.name}"
     )
     out = Path(args.out or default_out)
+
+    if args.from_runs:
+        saved = json.loads(Path(args.from_runs).read_text())
+        runs = {
+            name: [RunResult(**run) for run in policy_runs]
+            for name, policy_runs in saved["runs"].items()
+        }
+        report.write_all(out, scenario, runs, saved["wall_seconds"])
+        print((out / "summary.csv").read_text(), end="")
+        return 0
 
     started = time.perf_counter()
     made = [create_database() for _ in range(workers)]
@@ -131,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
     summaries = report.write_all(out, scenario, runs, wall)
     write_runs(out / "runs.csv", runs)
+    (out / "runs.json").write_text(
+        json.dumps(
+            {
+                "wall_seconds": wall,
+                "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+            }
+        )
+    )
     print(
         f"{scenario.name}: {len(seeds)} seeds x {len(policies)} policies in {wall:.0f} s -> {out}"
     )

@@ -58,11 +58,12 @@ def plot_time_to_fill(path: Path, runs: dict[str, list[RunResult]]) -> None:
     figure, axes = plt.subplots(figsize=(8, 5))
     names = list(runs)
     data = [
-        [m / 60 for run in runs[name] for m in run.minutes_to_fill] or [math.nan] for name in names
+        [max(m, 0.1) for run in runs[name] for m in run.minutes_to_fill] or [math.nan]
+        for name in names
     ]
     axes.boxplot(data, tick_labels=names, showfliers=False)
-    axes.set_ylabel("hours from entry to fill (filled slots, all seeds)")
-    axes.set_yscale("symlog", linthresh=1)
+    axes.set_ylabel("minutes from entry to fill (filled slots, all seeds; log scale)")
+    axes.set_yscale("log")
     axes.set_title("Time to fill per policy (whiskers 1.5 IQR, outliers hidden)")
     axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
