@@ -16,6 +16,7 @@ from tests.backend.builders import PHONES, START
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.app import Backend, create_app
+from waitlist.entrypoints.scheduler import Worker
 from waitlist.service_layer import dispatch
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
@@ -26,8 +27,8 @@ TWILIO_TOKEN = "twilio-secret"
 PUBLIC = "https://clinic.example.org"
 
 
-@pytest.fixture
-def app(clean_db: Engine) -> Iterator[Sanic]:
+def build_app(engine: Engine, worker: Worker | None = None) -> Sanic:
+    """The backend app on the test database with a recording messenger and a fake clock."""
     Sanic.test_mode = True
     settings = Settings.from_env(
         {
@@ -38,11 +39,20 @@ def app(clean_db: Engine) -> Iterator[Sanic]:
         }
     )
     backend = Backend(
-        settings, UnitOfWork.session_factory_for(clean_db), RecordingMessenger(), FakeClock(START)
+        settings,
+        UnitOfWork.session_factory_for(engine),
+        RecordingMessenger(),
+        FakeClock(START),
+        worker,
     )
     app = create_app(backend, name=f"test_backend_{id(backend)}")
     app.ctx.backend = backend
-    yield app
+    return app
+
+
+@pytest.fixture
+def app(clean_db: Engine) -> Iterator[Sanic]:
+    yield build_app(clean_db)
 
 
 def send_due_texts(app: Sanic) -> RecordingMessenger:

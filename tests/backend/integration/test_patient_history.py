@@ -18,19 +18,7 @@ from tests.backend.integration.test_api import (  # noqa: F401  (the app fixture
     send_due_texts,
 )
 from tests.backend.integration.test_why import THURSDAY, provider
-
-# The columns of Rasa's SQLTrackerStore `events` table that the page reads
-_RASA_EVENTS = """
-CREATE TABLE events (
-    id SERIAL PRIMARY KEY,
-    sender_id VARCHAR(255) NOT NULL,
-    type_name VARCHAR(255) NOT NULL,
-    timestamp FLOAT,
-    intent_name VARCHAR(255),
-    action_name VARCHAR(255),
-    data TEXT
-)
-"""
+from tests.review.tracker_rows import EVENTS_DDL
 
 
 def _event(
@@ -108,7 +96,7 @@ def test_the_patient_page_shows_entries_offers_and_the_conversation(
 
     try:
         with clean_db.begin() as conn:
-            conn.execute(sa.text(_RASA_EVENTS))
+            conn.exec_driver_sql(EVENTS_DDL)
             _event(conn, PHONES[0], "user", 1000.0, "EXTERNAL: offer", "EXTERNAL_offer")
             _event(conn, PHONES[0], "bot", 1001.0, "A Thursday 10:00 AM slot is open. Want it?")
             _event(conn, PHONES[0], "user", 1060.0, "no thanks", "decline")

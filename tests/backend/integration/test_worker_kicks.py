@@ -4,19 +4,12 @@ endpoints every few seconds, and each kick used to queue a dispatch run on the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from sanic import Sanic
 from sqlalchemy.engine import Engine
 
-from tests.backend.integration.test_api import PUBLIC, STAFF, START, TWILIO_TOKEN, call
-from waitlist.adapters.messenger import RecordingMessenger
-from waitlist.config import Settings
-from waitlist.entrypoints.app import create_app
-from waitlist.entrypoints.http import Backend
-from waitlist.service_layer.clock import FakeClock
-from waitlist.service_layer.unit_of_work import UnitOfWork
+from tests.backend.integration.test_api import STAFF, build_app, call
 
 
 class CountingWorker:
@@ -34,25 +27,9 @@ class CountingWorker:
 
 
 @pytest.fixture
-def kicked(clean_db: Engine) -> Iterator[tuple[Sanic, CountingWorker]]:
-    Sanic.test_mode = True
-    settings = Settings.from_env(
-        {
-            "STAFF_API_TOKEN": "staff-secret",
-            "ACTIONS_API_TOKEN": "actions-secret",
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "PUBLIC_BASE_URL": PUBLIC,
-        }
-    )
+def kicked(clean_db: Engine) -> tuple[Sanic, CountingWorker]:
     worker = CountingWorker()
-    backend = Backend(
-        settings,
-        UnitOfWork.session_factory_for(clean_db),
-        RecordingMessenger(),
-        FakeClock(START),
-        worker,  # type: ignore[arg-type]
-    )
-    yield create_app(backend, name=f"test_kicks_{id(backend)}"), worker
+    return build_app(clean_db, worker), worker  # type: ignore[arg-type]
 
 
 def test_reads_do_not_kick_the_dispatcher_and_changes_do(
