@@ -133,7 +133,9 @@ def test_a_front_desk_shift(clinic: Clinic, page: Page) -> None:
     first = slot.locator(".countdown").first.text_content()
     page.wait_for_timeout(2_000)
     assert slot.locator(".countdown").first.text_content() != first  # it ticks
-    expect(slot.locator(".next")).to_have_text("next seat refills from 1 eligible patient")
+    expect(slot.locator(".next").first).to_have_text("next seat refills from 1 eligible patient")
+    # and why the batch had its size
+    expect(slot.locator(".next.batch")).to_contain_text("3 at a time, 7-minute holds")
     page.screenshot(path=str(SHOTS / "board.png"), full_page=True)
     [(cancellation_id, actor)] = clinic.sql(
         "SELECT c.id, e.actor_ref FROM cancellations c JOIN audit_events e"
