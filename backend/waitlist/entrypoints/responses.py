@@ -208,10 +208,17 @@ class Day(Figures):
     day: date
 
 
+class FillBucket(BaseModel):
+    label: str = Field(examples=["15-30 min"])
+    up_to_minutes: int | None = Field(description="null: the last bucket, without an end")
+    filled: int
+
+
 class Stats(Figures):
     from_: date = Field(alias="from")
     to: date
     timezone: str
+    time_to_fill: list[FillBucket]
     by_day: list[Day]
 
 
