@@ -251,7 +251,7 @@ class AdaptiveRule:
     target: float = 0.9
     # aim to fill within this long even when the cutoff is days away: a slot filled early is
     # easier for the patient to take and for the clinic to prepare
-    horizon: timedelta = timedelta(minutes=60)
+    horizon: timedelta = timedelta(minutes=40)
     min_batch: int = 1
     max_batch: int = 20
     min_hold: timedelta = timedelta(minutes=5)
