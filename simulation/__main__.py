@@ -133,10 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                 disable=args.quiet,
                 file=sys.stderr,
             )
-            for future in bar:
-                result = future.result()
-                runs[result.policy].append(result)
-                bar.set_postfix_str(f"{result.policy} seed {result.seed}")
+            try:
+                for future in bar:
+                    result = future.result()
+                    runs[result.policy].append(result)
+                    bar.set_postfix_str(f"{result.policy} seed {result.seed}")
+            except BaseException:
+                # Ctrl-C or a failed run: do not wait for the runs still queued
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         for name, _ in made:
             _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
