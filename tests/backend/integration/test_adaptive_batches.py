@@ -25,7 +25,7 @@ def test_a_slot_close_to_its_cutoff_gets_a_bigger_batch_and_says_why(
     derm = b.provider(uow, now)
     b.waitlisted(uow, now, ADAPTIVE, 40)
     far = b.cancellation(uow, now, ADAPTIVE, derm, starts_in=timedelta(days=3))
-    soon = b.cancellation(uow, now, ADAPTIVE, derm, starts_in=timedelta(hours=1, minutes=40))
+    soon = b.cancellation(uow, now, ADAPTIVE, derm, starts_in=timedelta(hours=1, minutes=20))
 
     far_offers, soon_offers = b.offers_of(uow, far), b.offers_of(uow, soon)
     assert 1 <= len(far_offers) < len(soon_offers)
