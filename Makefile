@@ -83,7 +83,7 @@ test: lint test-backend test-simulator test-launcher test-rasa test-nlu test-act
 	@echo "all test suites passed"
 
 lint: venvs
-	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator sms_common bench tests actions channels nlu_components rasa_runtime scripts
+	$(BACKEND_VENV)/bin/ruff check backend launcher sms_simulator sms_common bench tests actions channels nlu_components rasa_runtime scripts simulation
 
 test-backend: $(BACKEND_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \

@@ -125,7 +125,7 @@ def markdown(
             f" (min {min(holds):.0f}, max {max(holds):.0f}).",
         ]
     if checks:
-        lines += ["", "## Adaptive against the goals of issue 10", "", *checks]
+        lines += ["", "## Adaptive against its goals", "", *checks]
     lines += [
         "",
         "## Plots",
