@@ -139,7 +139,7 @@ def markdown(
 
 
 def goal_checks(summaries: dict[str, dict[str, Estimate]]) -> list[str]:
-    """The issue's 'done when' items, each with the numbers behind it."""
+    """Adaptive's goals against all-at-once and fixed-3x7, each with the numbers behind it."""
     names = ("adaptive", "all-at-once", "fixed-3x7")
     if not all(n in summaries for n in names):
         return []
