@@ -96,6 +96,8 @@ class Cancellation(BaseModel):
     filled_by_patient_id: int | None
     created_at: datetime
     closed_at: datetime | None
+    # why the latest batch had its size and hold (None before the first batch)
+    batch_reason: str | None
     offers: list[Offer]
 
 

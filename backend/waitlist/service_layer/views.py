@@ -137,6 +137,7 @@ def cancellation_view(c: model.Cancellation) -> dict[str, Any]:
         "filled_by_patient_id": c.filled_by_patient_id,
         "created_at": iso(c.created_at),
         "closed_at": iso(c.closed_at),
+        "batch_reason": c.batch_reason,
         "offers": [offer_view(o) for o in c.offers],
     }
 

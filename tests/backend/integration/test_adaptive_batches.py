@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from tests.backend import builders as b
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
-from waitlist.service_layer import board, dispatch
+from waitlist.service_layer import board, dispatch, staff
 from waitlist.service_layer.clock import FakeClock
 from waitlist.service_layer.unit_of_work import UnitOfWork
 
@@ -63,6 +63,6 @@ def test_fixed_modes_say_their_batch_too(
     slot = b.cancellation(uow, now, settings, derm)
     [shown] = board.board(uow, now, settings)["slots"]
     assert shown["id"] == slot
-    assert (
-        shown["batch_reason"] == "3 at a time, 7-minute holds (rolling seats, BATCH_MODE=rolling)"
-    )
+    reason = "3 at a time, 7-minute holds (rolling seats, BATCH_MODE=rolling)"
+    assert shown["batch_reason"] == reason
+    assert staff.get_cancellation(uow_factory(), slot)["batch_reason"] == reason
