@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from simulation import patients as patient_model
 from simulation.scenario import Policy, Scenario
 from simulation.world import TIME_OF_DAY, CancellationSpec, PatientSpec, World, build
-from waitlist.adapters import orm
+from waitlist.adapters import database
 from waitlist.adapters.messenger import OutboundMessage
 from waitlist.config import Settings
 from waitlist.domain import model
@@ -91,19 +91,6 @@ class RunResult:
     batch_sizes: list[int]
     batch_holds: list[float]
     wall_seconds: float
-
-
-def reset(engine: Engine) -> None:
-    """Empty every table between runs (much faster than a new database)."""
-    tables = [t.name for t in orm.metadata.sorted_tables if t.name != "messaging_health"]
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        conn.execute(
-            sa.text(
-                "UPDATE messaging_health SET consecutive_failures = 0, paused_since = NULL,"
-                " last_error = NULL"
-            )
-        )
 
 
 def settings_for(scenario: Scenario, policy: Policy) -> Settings:
@@ -413,5 +400,5 @@ def most_in_a_week(times: list[datetime]) -> int:
 
 
 def run_one(engine: Engine, scenario: Scenario, policy: Policy, seed: int) -> RunResult:
-    reset(engine)
+    database.empty_all_tables(engine)
     return Simulation(engine, scenario, policy, seed).run()

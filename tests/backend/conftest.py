@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from tests.backend.builders import START  # 10:00 New York, inside contact hours
@@ -49,23 +48,9 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-TABLES = (
-    "audit_events, outbox, offers, cancellations, waitlist_entry_providers, waitlist_entries, "
-    "patients, providers, processed_replies, inbound_messages, sms_sends, idempotency_keys, "
-    "staff_sessions, staff_users, callbacks_done"
-)
-
-
 @pytest.fixture
 def clean_db(engine: Engine) -> Engine:
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-        conn.execute(
-            sa.text(
-                "UPDATE messaging_health SET consecutive_failures = 0, paused_since = NULL,"
-                " last_error = NULL"
-            )
-        )
+    database.empty_all_tables(engine)
     return engine
 
 

@@ -19,14 +19,13 @@ from typing import Any
 import phonenumbers
 import pytest
 import schemathesis
-import sqlalchemy as sa
 from hypothesis import strategies as st
 from sanic import Sanic
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy.engine import Engine
 
-from tests.backend.conftest import TABLES
+from waitlist.adapters import database
 from waitlist.adapters.messenger import RecordingMessenger
 from waitlist.config import Settings
 from waitlist.entrypoints.app import Backend, create_app
@@ -101,8 +100,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served(engine: Engine) -> Iterator[str]:
     """The backend on a loopback port, in a thread with its own event loop; its base URL."""
-    with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    database.empty_all_tables(engine)
     Sanic.test_mode = True  # other tests build apps in this process too
     settings = Settings.from_env({"STAFF_API_TOKEN": TOKEN, "ACTIONS_API_TOKEN": "unused"})
     backend = Backend(
