@@ -112,7 +112,7 @@ test-nlu: $(MODEL)
 
 test-actions: $(RASA_VENV)/.installed
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \
-	  $(RPY) -m pytest tests/actions tests/channels tests/rasa_runtime -q -p no:cacheprovider
+	  $(RPY) -m pytest tests/actions tests/nlu_components tests/channels tests/rasa_runtime -q -p no:cacheprovider
 
 test-e2e: venvs $(MODEL)
 	TEST_DATABASE_ADMIN_URL=$$($(BPY) -m launcher.test_database) && export TEST_DATABASE_ADMIN_URL && \

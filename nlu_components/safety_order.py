@@ -66,6 +66,8 @@ OPT_OUT_PHRASES = [
     r"\b(?:ya )?no quiero (?:recibir )?(?:mas )?(?:mensajes|textos)\b",
     r"\bno (?:mas|quiero mas) mensajes\b",
     r"\b(?:borren|quiten|eliminen) mi numero\b",
+    r"\b(?:no|nunca) (?:me |nos )?(?:vuelvan|vuelvas) a (?:escribir|mandar|enviar|contactar)",
+    r"\bno quiero seguir recibiendo\b",
 ]
 # A clause that is nothing but a stop word: "I never signed up for this, stop", "basta ya".
 STOP_CLAUSES = frozenset(
@@ -93,6 +95,20 @@ UNDOES_OPT_OUT = re.compile(
     r"\b(?:undo|reverse|cancel|take back) (?:my |the )?(?:unsubscribe|opt.?out|stop)\b|"
     r"\bunstop\b|\bresubscribe\b|\bre.?subscribe\b"
 )
+# Asking for the texts back, in so many words: opt_in whatever the model ranked first (the model
+# confuses "vuelvan a escribirme" with "no me vuelvan a escribir"). Checked after the opt-out
+# phrases, so a negated one stays an opt-out. Not "text me again": "text me again in January" is a
+# defer, which the model tells apart.
+RESUMES_TEXTS = re.compile(
+    r"\b(?:start|resume) (?:sending|texting)\b"
+    r"|\b(?:re.?enable|resume|restart|turn (?:back )?on) (?:the |my )?(?:texts|messages|sms)\b"
+    r"|\bvuelvan a (?:escribirme|mandarme|enviarme)\b|\bme vuelvan a (?:escribir|mandar|enviar)\b"
+    r"|\bseguir recibiendo\b|\breanud\w* (?:los )?mensajes\b|\bactiv\w* (?:los )?mensajes\b"
+)
+# Any negation and the resume phrase decides nothing: "no quiero seguir recibiendo mensajes".
+NEGATION = re.compile(r"\b(?:no|not|don.?t|dont|never|nunca|ni|stop)\b|n't\b")
+# Nothing but punctuation ("?", "...", "."): nothing to act on, and never a yes.
+NO_WORDS = re.compile(r"^[\s.,;:!?¿¡'\"()\-_*~]*$")
 # "it's not an emergency" mentions the word without reporting one.
 NOT_AN_EMERGENCY = re.compile(
     r"\b(?:not|isn.?t|is not|no|nothing|never|wasn.?t) (?:an? |una? )?(?:emergency|urgent|urgencia)"
@@ -239,6 +255,13 @@ def asks_to_stop(flat: str) -> bool:
     return _any(_OPT_OUT, flat) or any(clause in STOP_CLAUSES for clause in clauses)
 
 
+def asks_for_texts(flat: str) -> bool:
+    """ "undo stop", "unstop", "vuelvan a escribirme": the texts back, unless negated."""
+    if UNDOES_OPT_OUT.search(flat):
+        return True
+    return bool(RESUMES_TEXTS.search(flat)) and not NEGATION.search(flat)
+
+
 def has_condition(text: str, flat: str) -> bool:
     """A condition attached to the yes: "as long as ...", "only if ...", "si me atiende mi doctora".
 
@@ -264,6 +287,10 @@ def decide(text: str, intent: str | None, confidence: float) -> tuple[str, float
         return "opt_out", 1.0
     if reports_emergency(text):
         return "emergency", 1.0
+    if asks_for_texts(flat):
+        return "opt_in", 1.0
+    if NO_WORDS.match(flat):
+        return "out_of_scope", 1.0
     if intent in SAFETY_INTENTS:
         return None
     if intent == "accept":

@@ -66,6 +66,20 @@ def run(text: str, intent: str, confidence: float) -> tuple[str, float]:
         ("sí, si es rapidito, tengo que regresar al trabajo", "accept", "conditional_accept"),
         # clear single-word keywords in Spanish
         ("ayuda", "out_of_scope", "help"),
+        # a negated "write to me again" is an opt-out, even when the model heard "write to me"
+        ("nunca me vuelvan a escribir", "opt_in", "opt_out"),
+        ("no vuelvan a mandarme mensajes", "opt_in", "opt_out"),
+        ("no quiero seguir recibiendo mensajes", "opt_in", "opt_out"),
+        # asking for the texts back is an opt-in, even when the model heard "stop"
+        ("undo stop", "opt_out", "opt_in"),
+        ("unstop please", "opt_out", "opt_in"),
+        ("undo unsubscribe", "opt_out", "opt_in"),
+        ("por error puse alto, quiero seguir recibiendo mensajes", "opt_out", "opt_in"),
+        ("vuelvan a escribirme porfa", "opt_out", "opt_in"),
+        ("please resume the texts", "opt_out", "opt_in"),
+        # nothing but punctuation is nothing to act on, never a yes
+        ("?", "accept", "out_of_scope"),
+        ("...", "accept", "out_of_scope"),
     ],
 )
 def test_the_safety_order(text: str, model_said: str, decided: str) -> None:
@@ -93,6 +107,11 @@ def test_a_clear_yes_filed_elsewhere_becomes_a_yes_to_confirm(text: str) -> None
 )
 def test_a_plain_yes_is_left_to_claim(text: str) -> None:
     assert decide(text, "accept", 0.97) is None
+
+
+def test_text_me_again_later_is_left_to_the_model() -> None:
+    # a defer ("text me again in January"), not an opt-in
+    assert decide("text me again in January", "defer", 0.9) is None
 
 
 def test_my_phone_died_is_not_a_bereavement() -> None:
@@ -144,9 +163,6 @@ def test_the_language_slot_is_set_before_any_action_from_the_patients_words() ->
         # a phone that died is not a bereavement (that path silences the number for good)
         ("se me murió el celular, perdón por no contestar", "out_of_scope"),
         ("mi cel se murio jaja", "out_of_scope"),
-        # asking to be texted again is not an opt-out, whatever word it undoes
-        ("undo unsubscribe", "opt_in"),
-        ("unstop please", "opt_in"),
         # an unaccented "sí" is still a yes
         ("si claro, ahí estaré", "accept"),
         ("si quiero, gracias", "accept"),
