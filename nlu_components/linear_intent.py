@@ -64,7 +64,9 @@ def build_pipeline(config: dict[str, Any]) -> Pipeline:
         min_df=2,
     )
     svm = LinearSVC(C=config["C"], random_state=config["random_seed"])
-    calibrated = CalibratedClassifierCV(svm, cv=config["calibration_folds"], method="sigmoid")
+    calibrated = CalibratedClassifierCV(
+        svm, cv=config["calibration_folds"], method=config["calibration"]
+    )
     return make_pipeline(make_union(words, characters), calibrated)
 
 
@@ -93,6 +95,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             "C": 2.0,
             "word_max_ngram": 2,
             "char_max_ngram": 4,
+            "calibration": "sigmoid",
             "calibration_folds": 5,
             "ranking_length": 10,
             "random_seed": 42,
