@@ -53,4 +53,21 @@ for row in rows:
     name = predicted["name"] if predicted["confidence"] >= threshold else "out_of_scope"
     right += name == row["intent"]
 print(f"as answered (below {threshold} -> clarify, like out_of_scope): {right / len(rows):.4f}")
+
+# What a claim costs: a non-accept read as an accept at or above the claim threshold books the slot
+# unasked (a false claim); a true accept below it gets "Just to confirm" first (one more text).
+import os
+
+claim = float(os.environ.get("ACCEPT_CONFIRM_THRESHOLD", "0.80"))
+read_as_accept = [row for row in rows if row["intent_prediction"]["name"] == "accept"]
+false_claims = [
+    row for row in read_as_accept
+    if row["intent"] != "accept" and row["intent_prediction"]["confidence"] >= claim
+]
+accepts = [row for row in read_as_accept if row["intent"] == "accept"]
+confirmed = [row for row in accepts if row["intent_prediction"]["confidence"] < claim]
+print(f"false claims at {claim}: {len(false_claims)}")
+for row in false_claims:
+    print(f"  [{row['intent']}] {row['text']}")
+print(f"confirmation rate (accepts below {claim}): {len(confirmed) / max(len(accepts), 1):.4f}")
 PY
