@@ -132,9 +132,18 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         if len({message.get(INTENT) for message in examples}) < 2:
             logger.warning("LinearIntentClassifier needs at least two intents; not trained.")
             return self._resource
-        model = build_pipeline(self.config)
         # An array, not a list: CalibratedClassifierCV counts each class with `y == label`.
         labels = np.array([message.get(INTENT) for message in examples])
+        intents, counts = np.unique(labels, return_counts=True)
+        if counts.min() < 2:
+            lonely = sorted(str(i) for i, n in zip(intents, counts, strict=True) if n < 2)
+            raise ValueError(f"these intents need at least two training examples: {lonely}")
+        # A new intent with only a few examples calibrates on fewer folds instead of failing.
+        config = {
+            **self.config,
+            "calibration_folds": min(self.config["calibration_folds"], counts.min()),
+        }
+        model = build_pipeline(config)
         model.fit([message.get(TEXT) for message in examples], labels)
         self.model = model
         with self._model_storage.write_to(self._resource) as model_dir:

@@ -117,3 +117,20 @@ def test_without_a_stored_model_it_predicts_nothing(storage: LocalModelStorage) 
     component = LinearIntentClassifier.load({}, storage, Resource("never-trained"), context())
     message = ask(component, "yes")
     assert message.get("intent") is None
+
+
+def test_a_new_intent_with_few_examples_still_trains(storage: LocalModelStorage) -> None:
+    data = training_data()
+    data = data.merge(
+        TrainingData([Message(data={"text": t, "intent": "bye"}) for t in ("bye", "adiós")])
+    )
+    component = LinearIntentClassifier.create({}, storage, Resource("intents"), context())
+    component.train(data)
+    assert ask(component, "yes please").get("intent")["name"] == "accept"
+
+
+def test_an_intent_with_one_example_is_named(storage: LocalModelStorage) -> None:
+    data = training_data().merge(TrainingData([Message(data={"text": "bye", "intent": "bye"})]))
+    component = LinearIntentClassifier.create({}, storage, Resource("intents"), context())
+    with pytest.raises(ValueError, match="bye"):
+        component.train(data)
