@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skops.io as sio
 from rasa.engine.graph import ExecutionContext, GraphSchema
@@ -104,11 +105,15 @@ def test_trained_stored_and_loaded_back_it_ranks_every_intent(storage: LocalMode
     assert ask(loaded, "hola").get("intent") == ask(trained, "hola").get("intent")
 
 
-def test_a_stored_model_naming_a_foreign_type_is_refused(storage: LocalModelStorage) -> None:
+@pytest.mark.parametrize("planted", [Path.home, exec, np.save])
+def test_a_stored_model_naming_a_foreign_type_is_refused(
+    storage: LocalModelStorage, planted: object
+) -> None:
     resource = Resource("intents")
     with storage.write_to(resource) as directory:
-        # skops stores the function by name; loading it would import and trust it
-        sio.dump({"preprocess": Path.home}, directory / MODEL_FILE)
+        # skops stores a function by name; loading would import it, and a vectorizer's
+        # preprocessor would then call it on every text
+        sio.dump({"preprocess": planted}, directory / MODEL_FILE)
     with pytest.raises(UntrustedModelError):
         LinearIntentClassifier.load({}, storage, resource, context())
 
