@@ -54,20 +54,23 @@ for row in rows:
     right += name == row["intent"]
 print(f"as answered (below {threshold} -> clarify, like out_of_scope): {right / len(rows):.4f}")
 
-# What a claim costs: a non-accept read as an accept at or above the claim threshold books the slot
-# unasked (a false claim); a true accept below it gets "Just to confirm" first (one more text).
-import os
+# What a claim costs, counted as the held-out gate counts it (scripts/nlu_heldout.py).
+from scripts.nlu_heldout import Prediction, accept_threshold, claim_costs
 
-claim = float(os.environ.get("ACCEPT_CONFIRM_THRESHOLD", "0.80"))
-read_as_accept = [row for row in rows if row["intent_prediction"]["name"] == "accept"]
-false_claims = [
-    row for row in read_as_accept
-    if row["intent"] != "accept" and row["intent_prediction"]["confidence"] >= claim
+claim = accept_threshold()
+predictions = [
+    Prediction(
+        text=row["text"],
+        intent=row["intent"],
+        language="",
+        predicted=row["intent_prediction"]["name"],
+        confidence=row["intent_prediction"]["confidence"],
+    )
+    for row in rows
 ]
-accepts = [row for row in read_as_accept if row["intent"] == "accept"]
-confirmed = [row for row in accepts if row["intent_prediction"]["confidence"] < claim]
+false_claims, accepts, confirmed = claim_costs(predictions, claim)
 print(f"false claims at {claim}: {len(false_claims)}")
-for row in false_claims:
-    print(f"  [{row['intent']}] {row['text']}")
+for p in false_claims:
+    print(f"  [{p.intent}] {p.text}")
 print(f"confirmation rate (accepts below {claim}): {len(confirmed) / max(len(accepts), 1):.4f}")
 PY

@@ -195,6 +195,22 @@ def per_intent_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["f1"], row["intent"]))
 
 
+def claim_costs(
+    predictions: list[Prediction], threshold: float
+) -> tuple[list[Prediction], list[Prediction], list[Prediction]]:
+    """What the claim threshold costs: the false claims (a non-accept read as accept at or above
+    it books the slot unasked), the accepts read as accepts, and those among them below it, which
+    get "Just to confirm" first (one more text)."""
+    false_claims = [
+        p
+        for p in predictions
+        if p.intent != ACCEPT and p.predicted == ACCEPT and p.confidence >= threshold
+    ]
+    accepted = [p for p in predictions if p.intent == ACCEPT and p.predicted == ACCEPT]
+    needs_confirmation = [p for p in accepted if p.confidence < threshold]
+    return false_claims, accepted, needs_confirmation
+
+
 def summarise(
     examples: list[Example], predictions: list[Prediction], report: dict[str, Any], threshold: float
 ) -> dict[str, Any]:
@@ -202,14 +218,8 @@ def summarise(
     correct = sum(p.predicted == p.intent for p in predictions)
     accuracy = correct / len(predictions)
 
-    false_claims = [
-        p
-        for p in predictions
-        if p.intent != ACCEPT and p.predicted == ACCEPT and p.confidence >= threshold
-    ]
+    false_claims, accepted, needs_confirmation = claim_costs(predictions, threshold)
     true_accepts = [p for p in predictions if p.intent == ACCEPT]
-    accepted = [p for p in true_accepts if p.predicted == ACCEPT]
-    needs_confirmation = [p for p in accepted if p.confidence < threshold]
 
     by_language: dict[str, list[Prediction]] = defaultdict(list)
     for p in predictions:
